@@ -1,0 +1,7 @@
+"""docextract model: data formats, features, the LayoutLMv2-style encoder, training and runtime.
+
+This package never imports `service`. Modules listed in `TORCH_MODULES` need torch (the `train`
+extra); every other module must import without it, because the serving path has no torch.
+"""
+
+TORCH_MODULES: frozenset[str] = frozenset()

