@@ -33,6 +33,83 @@ class NotReadyError(DocextractError):
     status = HTTPStatus.SERVICE_UNAVAILABLE
 
 
+class DocumentError(DocextractError):
+    """Base of the errors about an uploaded document: the client sent something we cannot read."""
+
+    kind = "invalid-document"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class UnsupportedFormatError(DocumentError):
+    """The content is not one of the supported formats (whatever its name or declared type says)."""
+
+    kind = "unsupported-format"
+    status = HTTPStatus.UNSUPPORTED_MEDIA_TYPE
+
+
+class EmptyFileError(DocumentError):
+    """The upload has no bytes (or only whitespace)."""
+
+    kind = "empty-file"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class CorruptFileError(DocumentError):
+    """The content starts like a supported format but cannot be decoded (corrupt or truncated)."""
+
+    kind = "corrupt-file"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class EncryptedPdfError(DocumentError):
+    """The PDF needs a password to open."""
+
+    kind = "encrypted-pdf"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class DocumentTimeoutError(DocumentError):
+    """Decoding or rasterising the document took longer than the configured limit."""
+
+    kind = "document-timeout"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class UploadTooLargeError(DocumentError):
+    """The upload has more bytes than `max_upload_bytes`."""
+
+    kind = "upload-too-large"
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class TooManyPagesError(DocumentError):
+    """The document (after page selection) has more pages than `max_pages`."""
+
+    kind = "too-many-pages"
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class TooManyPixelsError(DocumentError):
+    """A page image has more pixels than `max_page_pixels` (decompression bombs included)."""
+
+    kind = "too-many-pixels"
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class InvalidPagesJsonError(DocumentError):
+    """A JSON pages document that does not match the schema (boxes outside the page, empty words, ...)."""
+
+    kind = "invalid-pages-json"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class PageSelectionError(DocumentError):
+    """A `pages` selection that does not parse or names pages the document does not have."""
+
+    kind = "invalid-page-selection"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
 def problem_response(
     status: int, kind: str, detail: str, instance: str, extra: dict[str, object] | None = None
 ) -> JSONResponse:

@@ -12,6 +12,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["debug", "info", "warning", "error"]
+OcrQuality = Literal["fast", "accurate"]
 
 
 class Settings(BaseSettings):
@@ -25,6 +26,33 @@ class Settings(BaseSettings):
         Path("data"), description="Directory for uploads, results, the SQLite database and models."
     )
     log_level: LogLevel = Field("info", description="Log level of the service.")
+
+    # Ingestion (service/pages.py): limits on what one upload may hold.
+    max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest accepted upload, in bytes.")
+    max_pages: int = Field(100, ge=1, description="Most pages one document may have (after page selection).")
+    max_page_pixels: int = Field(
+        40_000_000, ge=1, description="Most pixels (width x height) one page image may have."
+    )
+    pdf_dpi: int = Field(200, ge=36, le=1200, description="Resolution PDF pages are rasterised at.")
+    pdf_text_min_words: int = Field(
+        3, ge=1, description="A PDF page's text layer is used (no OCR) when it has at least this many words."
+    )
+    pdf_timeout_s: float = Field(120.0, gt=0, description="Time limit of each poppler call on a PDF.")
+
+    # OCR (service/ocr.py).
+    ocr_language: str = Field("eng", min_length=1, description="Tesseract language(s), e.g. `eng+deu`.")
+    ocr_quality: OcrQuality = Field(
+        "accurate",
+        description="`fast`: page as is; `accurate`: upscale low-resolution pages, sparse-text mode.",
+    )
+    ocr_psm: int | None = Field(
+        None, ge=0, le=13, description="Tesseract page-segmentation mode; unset = 3 (fast) or 11 (accurate)."
+    )
+    ocr_workers: int = Field(0, ge=0, description="Pages OCRed in parallel; 0 = one per CPU core.")
+    ocr_page_timeout_s: float = Field(60.0, gt=0, description="Time limit of each tesseract call on a page.")
+    ocr_detect_orientation: bool = Field(
+        True, description="Detect pages scanned at 90/180/270 degrees (tesseract OSD) and turn them upright."
+    )
 
 
 @lru_cache(maxsize=1)

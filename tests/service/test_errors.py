@@ -2,6 +2,7 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from service import errors
 from service.errors import PROBLEM_CONTENT_TYPE, NotReadyError
 from service.main import create_app
 from service.settings import Settings
@@ -41,3 +42,15 @@ def test_validation_errors_are_problem_documents_with_locations(tmp_path: Path):
     assert body["type"].endswith("/validation-error")
     assert body["errors"][0]["loc"] == ["query", "count"]
     assert "query.count" in body["detail"]
+
+
+def test_document_errors_have_distinct_kinds_and_client_statuses():
+    classes = [
+        c
+        for c in vars(errors).values()
+        if isinstance(c, type) and issubclass(c, errors.DocumentError) and c is not errors.DocumentError
+    ]
+    assert len(classes) >= 10
+    assert len({c.kind for c in classes}) == len(classes)
+    assert all(400 <= c.status < 500 for c in classes)
+    assert errors.UnsupportedFormatError.status == 415 and errors.TooManyPixelsError.status == 413

@@ -1,0 +1,303 @@
+"""Upload bytes -> pages: `load_document(data, settings, pages_selection)`.
+
+The format comes from the content (magic bytes), never from a file name or a declared content type: PDF
+(`service.pdf`), PNG, JPEG, TIFF (each frame a page), BMP, WebP, and already-recognised JSON pages
+(`{"pages": [...]}`, see `JsonDocument`). Images are turned upright by their EXIF orientation and
+normalised to mode L or RGB. Limits (bytes, pages, pixels per page) come from `Settings`; every bad input
+raises a `service.errors.DocumentError` subclass and nothing else.
+"""
+
+import base64
+import binascii
+import re
+from io import BytesIO
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageOps
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from model.boxes import is_valid_box
+from service import pdf
+from service.document import Page, Word, check_page_count, check_page_pixels
+from service.errors import (
+    CorruptFileError,
+    EmptyFileError,
+    InvalidPagesJsonError,
+    PageSelectionError,
+    TooManyPixelsError,
+    UnsupportedFormatError,
+    UploadTooLargeError,
+)
+from service.settings import Settings
+
+__all__ = [
+    "JsonDocument",
+    "Page",
+    "Word",
+    "decode_image",
+    "detect_format",
+    "load_document",
+    "parse_page_selection",
+    "resolve_page_selection",
+]
+
+DocumentFormat = Literal["pdf", "png", "jpeg", "tiff", "bmp", "webp", "json"]
+IMAGE_FORMATS: dict[str, str] = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF", "bmp": "BMP", "webp": "WEBP"}
+SUPPORTED = "PDF, PNG, JPEG, TIFF, BMP, WebP or JSON pages"
+# Formats we recognise but do not read, so the error can say what the upload really is.
+KNOWN_UNSUPPORTED: tuple[tuple[bytes, str], ...] = (
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"PK\x03\x04", "a ZIP archive (or an Office document)"),
+    (b"\xd0\xcf\x11\xe0", "an old Office document"),
+    (b"%!PS", "a PostScript file"),
+    (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"),
+    (b"{\\rtf", "an RTF document"),
+)
+BMP_HEADER_SIZES = frozenset({12, 40, 52, 56, 64, 108, 124})
+_RANGE = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$")
+
+
+def _is_bmp(data: bytes) -> bool:
+    return data[:2] == b"BM" and len(data) >= 18 and int.from_bytes(data[14:18], "little") in BMP_HEADER_SIZES
+
+
+def _image_format(data: bytes) -> DocumentFormat | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "tiff"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    return "bmp" if _is_bmp(data) else None
+
+
+def detect_format(data: bytes) -> DocumentFormat:
+    """The format of an upload from its first bytes. EmptyFileError, UnsupportedFormatError."""
+    head = data[:1024]
+    if not head.strip():
+        raise EmptyFileError("the upload is empty")
+    if b"%PDF-" in head:
+        return "pdf"
+    found = _image_format(data)
+    if found is not None:
+        return found
+    if head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"["):
+        return "json"
+    what = next((name for magic, name in KNOWN_UNSUPPORTED if head.startswith(magic)), "not a format we read")
+    raise UnsupportedFormatError(f"the upload is {what}; send {SUPPORTED}")
+
+
+def parse_page_selection(spec: str) -> list[tuple[int, int]]:
+    """`"1-3,5"` -> `[(1, 3), (5, 5)]`: 1-based inclusive ranges. PageSelectionError on bad syntax."""
+    ranges: list[tuple[int, int]] = []
+    for part in spec.split(","):
+        match = _RANGE.match(part.strip())
+        if match is None:
+            raise PageSelectionError(
+                f"bad page selection {spec!r}: expected pages like '1-3,5', got {part!r}"
+            )
+        first = int(match.group(1))
+        last = int(match.group(2) or first)
+        if first < 1 or last < first:
+            raise PageSelectionError(f"bad page selection {spec!r}: {part.strip()!r} is not a range of pages")
+        ranges.append((first, last))
+    return ranges
+
+
+def resolve_page_selection(spec: str | None, page_count: int) -> list[int]:
+    """Sorted 0-based indices of the selected pages (all when `spec` is None or blank)."""
+    if spec is None or not spec.strip():
+        return list(range(page_count))
+    ranges = parse_page_selection(spec)
+    last = max(last for _, last in ranges)
+    if last > page_count:
+        raise PageSelectionError(f"page {last} is not in the document: it has {page_count} page(s)")
+    return sorted({page - 1 for first, last in ranges for page in range(first, last + 1)})
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    values = np.asarray(image, dtype=np.float64)
+    if image.mode.startswith("I;16"):
+        values = values / 257.0
+    return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), mode="L")
+
+
+def normalise_mode(image: Image.Image) -> Image.Image:
+    """Any PIL mode -> L or RGB; transparent pixels become white."""
+    if image.mode in ("L", "RGB"):
+        return image
+    if image.mode.startswith("I") or image.mode == "F":
+        return _to_8bit(image)
+    if image.mode == "1":
+        return image.convert("L")
+    if image.mode in ("P", "PA", "LA", "La", "RGBa"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def _open(data: bytes, fmt: str, settings: Settings) -> Image.Image:
+    """Open lazily (header only): too-big images are refused before any pixel is decoded."""
+    try:
+        image = Image.open(BytesIO(data), formats=[IMAGE_FORMATS[fmt]])
+    except Image.DecompressionBombError as exc:
+        raise TooManyPixelsError(f"the image is too large to decode safely: {exc}") from exc
+    except Exception as exc:  # PIL plugins raise many types on bad headers
+        raise CorruptFileError(f"the {fmt.upper()} image cannot be read: {exc}") from exc
+    check_page_pixels(image.width, image.height, settings, "the image")
+    return image
+
+
+def _frame(image: Image.Image, index: int, settings: Settings) -> Image.Image:
+    """Frame `index` decoded, upright (EXIF orientation) and in mode L or RGB."""
+    try:
+        image.seek(index)
+    except Exception as exc:
+        raise CorruptFileError(f"page {index + 1} of the image cannot be read: {exc}") from exc
+    check_page_pixels(image.width, image.height, settings, f"page {index + 1}")
+    try:
+        image.load()
+        return normalise_mode(ImageOps.exif_transpose(image))
+    except Exception as exc:  # truncated data, bad compression, broken EXIF ...
+        raise CorruptFileError(f"page {index + 1} of the image cannot be decoded: {exc}") from exc
+
+
+def _frame_count(image: Image.Image) -> int:
+    try:
+        return int(getattr(image, "n_frames", 1)) if image.format == "TIFF" else 1
+    except Exception as exc:
+        raise CorruptFileError(f"the TIFF image cannot be read: {exc}") from exc
+
+
+def decode_image(data: bytes, fmt: str, settings: Settings) -> Image.Image:
+    """The first page of an image file, decoded under the settings' limits (used for JSON pages too)."""
+    with _open(data, fmt, settings) as image:
+        return _frame(image, 0, settings)
+
+
+def _load_image(data: bytes, fmt: str, settings: Settings, selection: str | None) -> list[Page]:
+    with _open(data, fmt, settings) as image:
+        indices = resolve_page_selection(selection, _frame_count(image))
+        check_page_count(len(indices), settings)
+        frames = [(index, _frame(image, index, settings)) for index in indices]
+    return [Page(index, frame, frame.width, frame.height, None, "image") for index, frame in frames]
+
+
+class JsonWord(BaseModel):
+    """One recognised word: text, pixel box `[x0, y0, x1, y1]` and (optional) text line id."""
+
+    text: str
+    box: tuple[float, float, float, float]
+    line: int | None = Field(None, ge=0)
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("word text is empty")
+        return text
+
+    @field_validator("box")
+    @classmethod
+    def _box_ordered(cls, box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        if box[0] > box[2] or box[1] > box[3]:
+            raise ValueError(f"box {list(box)} is not ordered (x0 <= x1, y0 <= y1)")
+        return box
+
+
+class JsonPage(BaseModel):
+    """One already-recognised page; `image` is an optional base64 PNG or JPEG of `width` x `height`."""
+
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    image: str | None = None
+    words: list[JsonWord]
+
+    @model_validator(mode="after")
+    def _boxes_inside(self) -> "JsonPage":
+        for number, word in enumerate(self.words):
+            if not is_valid_box(word.box, self.width, self.height):
+                raise ValueError(
+                    f"word {number} box {list(word.box)} is outside the {self.width}x{self.height} page"
+                )
+        return self
+
+
+class JsonDocument(BaseModel):
+    """An already-recognised document: `{"pages": [{"width", "height", "image"?, "words": [...]}]}`."""
+
+    pages: list[JsonPage] = Field(min_length=1)
+
+
+def _validation_detail(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False)
+    shown = [f"{'.'.join(map(str, e['loc'])) or 'document'}: {e['msg']}" for e in errors[:5]]
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "invalid JSON pages: " + "; ".join(shown) + more
+
+
+def _json_image(page: JsonPage, number: int, settings: Settings) -> Image.Image | None:
+    if page.image is None:
+        return None
+    try:
+        data = base64.b64decode(page.image, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidPagesJsonError(f"page {number}: image is not valid base64: {exc}") from exc
+    fmt = _image_format(data)
+    if fmt not in ("png", "jpeg"):
+        raise InvalidPagesJsonError(f"page {number}: image must be a base64 PNG or JPEG")
+    image = decode_image(data, fmt, settings)
+    if image.size != (page.width, page.height):
+        raise InvalidPagesJsonError(
+            f"page {number}: image is {image.width}x{image.height}, the page says {page.width}x{page.height}"
+        )
+    return image
+
+
+def _json_page(index: int, page: JsonPage, settings: Settings) -> Page:
+    check_page_pixels(page.width, page.height, settings, f"page {index + 1}")
+    words = [Word(w.text, w.box, 1.0, w.line) for w in page.words]
+    image = _json_image(page, index + 1, settings)
+    return Page(index, image, page.width, page.height, words, "json")
+
+
+def _load_json(data: bytes, settings: Settings, selection: str | None) -> list[Page]:
+    try:
+        document = JsonDocument.model_validate_json(data.removeprefix(b"\xef\xbb\xbf"))
+    except ValidationError as exc:
+        raise InvalidPagesJsonError(_validation_detail(exc)) from exc
+    indices = resolve_page_selection(selection, len(document.pages))
+    check_page_count(len(indices), settings)
+    return [_json_page(index, document.pages[index], settings) for index in indices]
+
+
+def _load_pdf(data: bytes, settings: Settings, selection: str | None) -> list[Page]:
+    info = pdf.pdf_info(data, settings)
+    indices = resolve_page_selection(selection, info.page_count)
+    check_page_count(len(indices), settings)
+    return pdf.load_pdf_pages(data, info, indices, settings)
+
+
+def load_document(data: bytes, settings: Settings, pages_selection: str | None = None) -> list[Page]:
+    """Every selected page of an upload, in document order; raises only DocumentError subclasses.
+
+    `pages_selection` is like `"1-3,5"` (1-based). Pages from a PDF text layer or JSON carry their words;
+    the others have `words=None` and need OCR (`service.ocr.ocr_pages`).
+    """
+    if len(data) > settings.max_upload_bytes:
+        raise UploadTooLargeError(
+            f"the upload has {len(data)} bytes, the limit is {settings.max_upload_bytes}"
+        )
+    fmt = detect_format(data)
+    if fmt == "pdf":
+        return _load_pdf(data, settings, pages_selection)
+    if fmt == "json":
+        return _load_json(data, settings, pages_selection)
+    return _load_image(data, fmt, settings, pages_selection)

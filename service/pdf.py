@@ -1,0 +1,218 @@
+"""PDF pages through poppler: page sizes (`pdfinfo`), images (pdf2image/`pdftoppm`) and text layers.
+
+Born-digital pages keep the words of their text layer (`pdftotext -bbox-layout`, boxes scaled from PDF
+points to the rasterised pixels) and need no OCR; pages without a usable text layer are left to OCR.
+Every poppler failure becomes a domain error (`service.errors`); nothing else escapes.
+"""
+
+import logging
+import re
+import subprocess
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pdf2image import convert_from_bytes
+from pdf2image.exceptions import PDFInfoNotInstalledError, PDFPageCountError, PDFPopplerTimeoutError
+from PIL import Image
+
+from service.document import Page, Word, check_page_pixels
+from service.errors import (
+    CorruptFileError,
+    DocumentError,
+    DocumentTimeoutError,
+    EncryptedPdfError,
+    NotReadyError,
+)
+from service.settings import Settings
+
+LOG = logging.getLogger(__name__)
+POINTS_PER_INCH = 72.0
+XHTML = "{http://www.w3.org/1999/xhtml}"
+_SIZE_LINE = re.compile(r"^Page\s+(\d+)\s+size:\s+([\d.]+)\s+x\s+([\d.]+)\s+pts", re.MULTILINE)
+_ROT_LINE = re.compile(r"^Page\s+(\d+)\s+rot:\s+(-?\d+)", re.MULTILINE)
+_PAGES_LINE = re.compile(r"^Pages:\s+(\d+)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class PdfInfo:
+    """Page count and each page's displayed size in points (width, height after its /Rotate)."""
+
+    page_count: int
+    sizes_pt: tuple[tuple[float, float], ...]
+
+
+def _poppler_error(tool: str, stderr: bytes) -> DocumentError:
+    message = stderr.decode("utf-8", "replace").strip()
+    if "password" in message.lower():
+        return EncryptedPdfError("the PDF is encrypted and cannot be opened without a password")
+    last = message.splitlines()[-1] if message else f"{tool} failed"
+    return CorruptFileError(f"the PDF cannot be read (corrupt or truncated): {last}")
+
+
+def _run_poppler(args: list[str], data: bytes, timeout_s: float) -> bytes:
+    """Run one poppler tool on `data` (stdin); its stdout, or a domain error."""
+    try:
+        done = subprocess.run(args, input=data, capture_output=True, timeout=timeout_s, check=False)
+    except FileNotFoundError as exc:
+        raise NotReadyError(f"{args[0]} is not installed (Debian package poppler-utils)") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise DocumentTimeoutError(f"{args[0]} took longer than {timeout_s:g} s on this PDF") from exc
+    if done.returncode != 0:
+        raise _poppler_error(args[0], done.stderr)
+    return done.stdout
+
+
+def parse_pdfinfo(text: str) -> PdfInfo:
+    """`pdfinfo -f 1 -l N` output -> PdfInfo (sizes turned by each page's rotation)."""
+    found = _PAGES_LINE.search(text)
+    if found is None:
+        raise CorruptFileError("the PDF cannot be read: poppler found no page count")
+    count = int(found.group(1))
+    rotations = {int(m.group(1)): int(m.group(2)) % 360 for m in _ROT_LINE.finditer(text)}
+    sizes: dict[int, tuple[float, float]] = {}
+    for match in _SIZE_LINE.finditer(text):
+        number, width, height = int(match.group(1)), float(match.group(2)), float(match.group(3))
+        sizes[number] = (height, width) if rotations.get(number, 0) in (90, 270) else (width, height)
+    if count < 1 or len(sizes) != count:
+        raise CorruptFileError(f"the PDF cannot be read: poppler reports {count} pages, {len(sizes)} sizes")
+    return PdfInfo(count, tuple(sizes[n] for n in range(1, count + 1)))
+
+
+def pdf_info(data: bytes, settings: Settings) -> PdfInfo:
+    """Page count and page sizes of a PDF (EncryptedPdfError, CorruptFileError, DocumentTimeoutError)."""
+    text = _run_poppler(["pdfinfo", "-f", "1", "-l", "999999999", "-"], data, settings.pdf_timeout_s)
+    return parse_pdfinfo(text.decode("utf-8", "replace"))
+
+
+def pixel_size(size_pt: tuple[float, float], dpi: float) -> tuple[int, int]:
+    """Pixel size of a page of `size_pt` points rasterised at `dpi` (as pdftoppm rounds it)."""
+    return (
+        max(1, round(size_pt[0] * dpi / POINTS_PER_INCH)),
+        max(1, round(size_pt[1] * dpi / POINTS_PER_INCH)),
+    )
+
+
+def contiguous_runs(indices: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted 0-based indices -> inclusive runs: [0, 1, 2, 4] -> [(0, 2), (4, 4)]."""
+    runs: list[tuple[int, int]] = []
+    for index in indices:
+        if runs and index == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], index)
+        else:
+            runs.append((index, index))
+    return runs
+
+
+def rasterise(data: bytes, indices: Sequence[int], settings: Settings) -> list[Image.Image]:
+    """Images of the pages `indices` (0-based, sorted) at `settings.pdf_dpi`, in that order."""
+    images: list[Image.Image] = []
+    for first, last in contiguous_runs(indices):
+        try:
+            run = convert_from_bytes(
+                data,
+                dpi=settings.pdf_dpi,
+                first_page=first + 1,
+                last_page=last + 1,
+                timeout=settings.pdf_timeout_s,
+            )
+        except PDFInfoNotInstalledError as exc:
+            raise NotReadyError("pdfinfo is not installed (Debian package poppler-utils)") from exc
+        except PDFPopplerTimeoutError as exc:
+            raise DocumentTimeoutError(f"rasterising took longer than {settings.pdf_timeout_s:g} s") from exc
+        except (PDFPageCountError, OSError, ValueError) as exc:
+            raise CorruptFileError(f"the PDF cannot be rasterised: {exc}") from exc
+        if len(run) != last - first + 1:
+            raise CorruptFileError(
+                f"the PDF cannot be rasterised: pages {first + 1}-{last + 1} gave no image"
+            )
+        images.extend(run)
+    return images
+
+
+def _box(element: ET.Element) -> tuple[float, float, float, float]:
+    return tuple(float(element.get(k, "0")) for k in ("xMin", "yMin", "xMax", "yMax"))  # type: ignore[return-value]
+
+
+def _page_words(page: ET.Element) -> list[Word]:
+    words: list[Word] = []
+    blocks = page.iter(XHTML + "block")
+    lines = ((block_id, line) for block_id, block in enumerate(blocks) for line in block.iter(XHTML + "line"))
+    for line_id, (block_id, line) in enumerate(lines):
+        for word in line.iter(XHTML + "word"):
+            text = (word.text or "").strip()
+            if text:
+                words.append(Word(text, _box(word), 1.0, line_id, block_id))
+    return words
+
+
+def parse_bbox_layout(xhtml: str) -> list[list[Word]]:
+    """`pdftotext -bbox-layout` XHTML -> each page's words, boxes in PDF points (top-left origin).
+
+    Line and block ids count the page's lines and blocks in reading order. Raises ValueError when the
+    XHTML does not parse.
+    """
+    try:
+        root = ET.fromstring(xhtml)
+    except ET.ParseError as exc:
+        raise ValueError(f"pdftotext output does not parse: {exc}") from exc
+    return [_page_words(page) for page in root.iter(XHTML + "page")]
+
+
+def scale_words(words: Sequence[Word], sx: float, sy: float, width: int, height: int) -> list[Word]:
+    """Words with boxes scaled by (sx, sy), rounded to whole pixels and clamped to a width x height page."""
+
+    def scaled(box: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
+        x0, y0, x1, y1 = (round(v * s) for v, s in zip(box, (sx, sy, sx, sy), strict=True))
+        x0, x1 = min(max(0, x0), width), min(max(0, x1), width)
+        y0, y1 = min(max(0, y0), height), min(max(0, y1), height)
+        return (float(min(x0, x1)), float(min(y0, y1)), float(max(x0, x1)), float(max(y0, y1)))
+
+    return [Word(w.text, scaled(w.box_px), w.confidence, w.line_id, w.block_id) for w in words]
+
+
+def text_layer(data: bytes, indices: Sequence[int], settings: Settings) -> dict[int, list[Word]]:
+    """Words in points of the pages `indices` that have a text layer; {} when poppler cannot give one."""
+    found: dict[int, list[Word]] = {}
+    for first, last in contiguous_runs(indices):
+        args = [
+            "pdftotext",
+            "-bbox-layout",
+            "-enc",
+            "UTF-8",
+            "-f",
+            str(first + 1),
+            "-l",
+            str(last + 1),
+            "-",
+            "-",
+        ]
+        try:
+            pages = parse_bbox_layout(
+                _run_poppler(args, data, settings.pdf_timeout_s).decode("utf-8", "replace")
+            )
+        except (DocumentError, ValueError) as exc:
+            LOG.warning("no text layer for pages %d-%d, falling back to OCR: %s", first + 1, last + 1, exc)
+            continue
+        found.update({first + i: words for i, words in enumerate(pages) if words})
+    return found
+
+
+def load_pdf_pages(data: bytes, info: PdfInfo, indices: Sequence[int], settings: Settings) -> list[Page]:
+    """Pages `indices` (0-based, sorted) of a PDF: images, plus text-layer words where there are enough."""
+    for index in indices:
+        width, height = pixel_size(info.sizes_pt[index], settings.pdf_dpi)
+        check_page_pixels(width, height, settings, f"page {index + 1} at {settings.pdf_dpi} dpi")
+    images = rasterise(data, indices, settings)
+    texts = text_layer(data, indices, settings)
+    pages: list[Page] = []
+    for index, image in zip(indices, images, strict=True):
+        words = texts.get(index, [])
+        page = Page(index, image, image.width, image.height, None, "image", float(settings.pdf_dpi))
+        if len(words) >= settings.pdf_text_min_words:
+            width_pt, height_pt = info.sizes_pt[index]
+            sx, sy = image.width / width_pt, image.height / height_pt
+            scaled = scale_words(words, sx, sy, image.width, image.height)
+            page = Page(index, image, image.width, image.height, scaled, "pdf-text", float(settings.pdf_dpi))
+        pages.append(page)
+    return pages
