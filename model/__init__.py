@@ -4,4 +4,6 @@ This package never imports `service`. Modules listed in `TORCH_MODULES` need tor
 extra); every other module must import without it, because the serving path has no torch.
 """
 
-TORCH_MODULES: frozenset[str] = frozenset()
+TORCH_MODULES: frozenset[str] = frozenset(
+    f"model.{name}" for name in ("layers", "network", "minilm", "checkpoint", "evaluate", "train")
+)

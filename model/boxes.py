@@ -65,3 +65,39 @@ def contains_box(outer: Sequence[float], inner: Sequence[float], tolerance: floa
         and ix1 <= ox1 + tolerance
         and iy1 <= oy1 + tolerance
     )
+
+
+def group_lines(boxes_px: Sequence[Sequence[float]], min_overlap: float = 0.5) -> list[int]:
+    """Text-line id for each word box: words whose vertical extents overlap by at least `min_overlap` of the
+    smaller height join one line. Lines are numbered top to bottom."""
+    order = sorted(
+        range(len(boxes_px)), key=lambda i: ((boxes_px[i][1] + boxes_px[i][3]) / 2, boxes_px[i][0])
+    )
+    lines: list[list[float]] = []  # [y0, y1] per line
+    line_of = [0] * len(boxes_px)
+    for index in order:
+        _, y0, _, y1 = order_box(boxes_px[index])
+        for line_id, (ly0, ly1) in enumerate(lines):
+            overlap = min(y1, ly1) - max(y0, ly0)
+            if overlap >= min_overlap * max(min(y1 - y0, ly1 - ly0), 1e-6):
+                line_of[index] = line_id
+                lines[line_id] = [min(ly0, y0), max(ly1, y1)]
+                break
+        else:
+            line_of[index] = len(lines)
+            lines.append([y0, y1])
+    rank = {old: new for new, old in enumerate(sorted(range(len(lines)), key=lambda i: lines[i][0]))}
+    return [rank[line] for line in line_of]
+
+
+def reading_order(boxes_px: Sequence[Sequence[float]], line_ids: Sequence[int]) -> list[int]:
+    """Word indices in geometric reading order: lines top to bottom (by line id), words left to right."""
+    return sorted(range(len(boxes_px)), key=lambda i: (line_ids[i], boxes_px[i][0], boxes_px[i][1]))
+
+
+def line_boxes(boxes_px: Sequence[Sequence[float]], line_ids: Sequence[int]) -> list[BoxPx]:
+    """Each word's line box: the union of the boxes of all words sharing its line id."""
+    unions: dict[int, BoxPx] = {}
+    for box, line in zip(boxes_px, line_ids, strict=True):
+        unions[line] = union_box([box, unions[line]]) if line in unions else order_box(box)
+    return [unions[line] for line in line_ids]

@@ -1,11 +1,14 @@
 """The `docextract` command line. Heavy imports (uvicorn, torch) happen inside the commands."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from service import __version__
+
+if TYPE_CHECKING:
+    from model.config import ModelConfig
 
 app = typer.Typer(
     name="docextract",
@@ -87,3 +90,108 @@ def validate_data(
     typer.echo(f"{len(documents)} documents, {len(entities)} entities, {words} words, {links} links")
     for label, count in sorted(counts.items()):
         typer.echo(f"  {label}: {count}")
+
+
+def _config_for(size: str, init: str) -> "ModelConfig":
+    from model.artifact import ArtifactMeta
+    from model.config import base_config, minilm_config, tiny_config
+
+    if init not in ("minilm", "random"):
+        return ArtifactMeta.load(Path(init)).config
+    presets = {"minilm": minilm_config, "base": base_config, "tiny": tiny_config}
+    if size not in presets:
+        raise typer.BadParameter(f"size must be one of {sorted(presets)}")
+    if size != "minilm" and init == "minilm":
+        raise typer.BadParameter("only the minilm size can start from MiniLM; use --init random")
+    return presets[size]()
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="FUNSD-format training folder (annotations/, images/).")],
+    out: Annotated[
+        Path, typer.Option(help="Output folder: best/ (the model), last/ (resume state), history.")
+    ],
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    batch_size: Annotated[int, typer.Option(min=1)] = 4,
+    lr: Annotated[float, typer.Option(help="Learning rate of the pretrained text stream.")] = 1e-4,
+    lr_new: Annotated[
+        float, typer.Option(help="Learning rate of new parameters (layout, visual, heads).")
+    ] = 1e-3,
+    seed: int = 42,
+    validation_fraction: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.1,
+    budget_minutes: Annotated[float | None, typer.Option(help="Stop after this wall-clock time.")] = None,
+    init: Annotated[
+        str, typer.Option(help="'minilm', 'random', or a model folder to start from.")
+    ] = "minilm",
+    size: Annotated[
+        str, typer.Option(help="Model size: minilm, base or tiny (with --init random).")
+    ] = "minilm",
+    word_order: Annotated[str, typer.Option(help="'reading' (as OCR gives) or 'annotation'.")] = "reading",
+    box_level: Annotated[str, typer.Option(help="'word' or 'line' boxes.")] = "word",
+    no_visual: Annotated[bool, typer.Option(help="Ablation: no visual tokens.")] = False,
+    no_spatial_bias: Annotated[bool, typer.Option(help="Ablation: no spatial-aware attention bias.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/last if present.")] = False,
+) -> None:
+    """Fine-tune the entity tagger on FUNSD-format data; the best validation epoch goes to OUT/best."""
+    from model.artifact import InputOptions
+    from model.funsd import FunsdFormatError, read_dataset
+    from model.minilm import minilm_tokenizer_path
+    from model.train import TrainOptions, prepare_trainer
+    from service.progress import TrainingProgress
+
+    if word_order not in ("reading", "annotation") or box_level not in ("word", "line"):
+        raise typer.BadParameter("word-order must be reading|annotation and box-level word|line")
+    config = _config_for(size, init).with_changes(
+        use_visual=not no_visual, use_spatial_bias=not no_spatial_bias
+    )
+    options = TrainOptions(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        lr_new=lr_new,
+        seed=seed,
+        validation_fraction=validation_fraction,
+        budget_seconds=budget_minutes * 60 if budget_minutes else None,
+        init=init,
+        inputs=InputOptions(word_order=word_order, box_level=box_level),
+    )
+    try:
+        documents = read_dataset(data)
+    except FunsdFormatError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    tokenizer = Path(init) / "tokenizer.json" if init not in ("minilm", "random") else minilm_tokenizer_path()
+    with TrainingProgress() as progress:
+        trainer = prepare_trainer(documents, out, options, config, tokenizer, on_progress=progress.update)
+        start = trainer.resume() if resume else 0
+        history = trainer.run(start)
+    best = max(history, key=lambda h: h.val_f1, default=None)
+    if best is not None:
+        typer.echo(
+            f"best validation entity F1 {best.val_f1:.4f} at epoch {best.epoch}; model in {out / 'best'}"
+        )
+
+
+@app.command()
+def evaluate(
+    model: Annotated[
+        Path, typer.Option(help="Model folder (config.json, model.safetensors, tokenizer.json).")
+    ],
+    data: Annotated[Path, typer.Option(help="FUNSD-format folder to score on.")],
+    word_order: Annotated[str | None, typer.Option(help="Override the model's word order.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON.")] = None,
+) -> None:
+    """Entity-level precision, recall and F1 (seqeval-style exact spans), micro and per label."""
+    import json
+
+    from model.evaluate import evaluate_model_dir
+
+    report = evaluate_model_dir(model, data, word_order)
+    typer.echo(f"{'label':<12} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
+    for label, scores in [*report.per_label.items(), ("micro", report.micro)]:
+        typer.echo(
+            f"{label:<12} {scores.precision:9.4f} {scores.recall:9.4f} {scores.f1:9.4f} {scores.support:8d}"
+        )
+    if json_out:
+        json_out.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")

@@ -2,7 +2,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from model.boxes import GRID, contains_box, denormalize_box, is_valid_box, normalize_box, order_box, union_box
+from model.boxes import (
+    GRID,
+    contains_box,
+    denormalize_box,
+    group_lines,
+    is_valid_box,
+    line_boxes,
+    normalize_box,
+    order_box,
+    reading_order,
+    union_box,
+)
 
 coordinate = st.floats(min_value=-500, max_value=5000, allow_nan=False)
 raw_box = st.tuples(coordinate, coordinate, coordinate, coordinate)
@@ -58,3 +69,37 @@ def test_is_valid_box():
     assert not is_valid_box((5, 0, 4, 10), 10, 10)
     assert not is_valid_box((0, 0, 11, 10), 10, 10)
     assert not is_valid_box((-1, 0, 5, 5), 10, 10)
+
+
+def _word_row(y: int, xs: list[int], height: int = 10) -> list[tuple[int, int, int, int]]:
+    return [(x, y, x + 20, y + height) for x in xs]
+
+
+def test_group_lines_and_reading_order():
+    boxes = _word_row(100, [300, 10, 150]) + _word_row(20, [50, 5]) + _word_row(102, [500])
+    lines = group_lines(boxes)
+    assert lines == [1, 1, 1, 0, 0, 1]
+    assert reading_order(boxes, lines) == [4, 3, 1, 2, 0, 5]
+
+
+def test_line_boxes_are_the_union_of_the_line():
+    boxes = [(0, 0, 10, 10), (20, 2, 30, 12), (0, 50, 10, 60)]
+    assert line_boxes(boxes, [0, 0, 1]) == [(0, 0, 30, 12), (0, 0, 30, 12), (0, 50, 10, 60)]
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 900), st.integers(0, 900), st.integers(1, 80), st.integers(1, 30)),
+        max_size=40,
+    )
+)
+def test_line_properties(raw):
+    boxes = [(x, y, x + w, y + h) for x, y, w, h in raw]
+    lines = group_lines(boxes)
+    assert len(lines) == len(boxes)
+    order = reading_order(boxes, lines)
+    assert sorted(order) == list(range(len(boxes)))
+    for box, line_box in zip(boxes, line_boxes(boxes, lines), strict=True):
+        assert contains_box(line_box, box)
+    ordered_lines = [lines[i] for i in order]
+    assert ordered_lines == sorted(ordered_lines)

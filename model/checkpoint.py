@@ -1,0 +1,45 @@
+"""Saving and loading trained models (safetensors weights + JSON metadata + tokenizer). Needs torch."""
+
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from model.artifact import TOKENIZER_FILE, WEIGHTS_FILE, ArtifactMeta
+from model.features import load_tokenizer, vocab_sha256
+from model.network import EntityTagger
+
+
+def save_model(
+    model: EntityTagger, meta: ArtifactMeta, tokenizer_path: Path, directory: Path, half: bool = False
+) -> Path:
+    """Write weights (fp32, or fp16 with `half` for shipping), metadata and tokenizer into `directory`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    dtype = torch.float16 if half else torch.float32
+    state = {
+        k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()
+    }
+    save_file(state, str(directory / WEIGHTS_FILE))
+    if Path(tokenizer_path).resolve() != (directory / TOKENIZER_FILE).resolve():
+        shutil.copyfile(tokenizer_path, directory / TOKENIZER_FILE)
+    meta.save(directory)
+    return directory
+
+
+def load_model(directory: Path) -> tuple[EntityTagger, ArtifactMeta]:
+    """Load a saved model in fp32, checking that its tokenizer is the one it was trained with."""
+    directory = Path(directory)
+    meta = ArtifactMeta.load(directory)
+    tokenizer = load_tokenizer(directory / TOKENIZER_FILE)
+    if vocab_sha256(tokenizer) != meta.vocab_sha256:
+        raise ValueError(f"{directory}: tokenizer vocabulary does not match the model's vocab_sha256")
+    model = EntityTagger(meta.config, meta.label_set.num_tags)
+    state = {
+        k: v.float() if v.is_floating_point() else v
+        for k, v in load_file(str(directory / WEIGHTS_FILE)).items()
+    }
+    model.load_state_dict(state)
+    model.eval()
+    return model, meta

@@ -1,0 +1,81 @@
+"""FUNSD documents -> model examples: words in the chosen order, boxes at the chosen granularity, BIO tags.
+No torch. Input boxes come from word geometry only, never from gold entity boxes."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from model.boxes import group_lines, line_boxes, normalize_box, reading_order
+from model.config import LabelSet
+from model.funsd import Document
+
+WordOrder = Literal["annotation", "reading"]
+BoxLevel = Literal["word", "line"]
+
+
+@dataclass(frozen=True)
+class PageExample:
+    """One page as the model sees it, with its gold tags and the entity each word belongs to."""
+
+    name: str
+    image_path: Path | None
+    words: list[str]
+    boxes: np.ndarray  # [N, 4] int64, 0-1000 grid (word or line boxes)
+    tags: np.ndarray  # [N] int64 BIO tag ids
+    entity_ids: np.ndarray  # [N] int64 gold entity id of each word
+
+
+def word_tags(label: str, count: int, label_set: LabelSet) -> list[int]:
+    """BIO tags of an entity's words: B on the first, I on the rest; O for `other` and unknown labels."""
+    return [label_set.begin_tag(label)] + [label_set.inside_tag(label)] * (count - 1) if count else []
+
+
+def input_boxes(boxes_px: Sequence[Sequence[float]], box_level: BoxLevel) -> list[Sequence[float]]:
+    """Word boxes as they are, or each word's geometric text-line box."""
+    if box_level == "word":
+        return list(boxes_px)
+    return list(line_boxes(boxes_px, group_lines(boxes_px)))
+
+
+def document_example(
+    document: Document, label_set: LabelSet, word_order: WordOrder = "reading", box_level: BoxLevel = "word"
+) -> PageExample:
+    """Words of a document (empty words dropped, as in the LayoutLM FUNSD protocol) with tags."""
+    words: list[str] = []
+    boxes_px: list[Sequence[float]] = []
+    tags: list[int] = []
+    entity_ids: list[int] = []
+    for entity in document.entities:
+        kept = [w for w in entity.words if w.text.strip()]
+        words.extend(w.text for w in kept)
+        boxes_px.extend(w.box_px for w in kept)
+        tags.extend(word_tags(entity.label, len(kept), label_set))
+        entity_ids.extend([entity.id] * len(kept))
+    order = list(range(len(words)))
+    if word_order == "reading" and words:
+        order = reading_order(boxes_px, group_lines(boxes_px))
+    model_boxes = input_boxes(boxes_px, box_level)
+    grid = [normalize_box(model_boxes[i], document.width, document.height) for i in order]
+    return PageExample(
+        name=document.name,
+        image_path=document.image_path,
+        words=[words[i] for i in order],
+        boxes=np.asarray(grid, dtype=np.int64).reshape(-1, 4),
+        tags=np.asarray([tags[i] for i in order], dtype=np.int64),
+        entity_ids=np.asarray([entity_ids[i] for i in order], dtype=np.int64),
+    )
+
+
+def split_validation(names: Sequence[str], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded split of document indices into (train, validation); validation gets at least one document
+    when there are two or more."""
+    indices = list(range(len(names)))
+    if len(indices) < 2 or fraction <= 0:
+        return indices, []
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(indices).tolist()
+    count = min(len(indices) - 1, max(1, round(fraction * len(indices))))
+    return sorted(shuffled[count:]), sorted(shuffled[:count])

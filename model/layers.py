@@ -1,0 +1,213 @@
+"""Building blocks of the LayoutLMv2-style encoder (arXiv 2012.14740), in torch.
+
+Parameter names of the text stream follow BERT's layout (word_embeddings, query, key, value, ...) so that
+`model.minilm` can map the packaged MiniLM checkpoint onto them one to one.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from model.config import BACKBONE_STRIDE, ModelConfig
+
+
+class LayoutEmbeddings(nn.Module):
+    """2-D layout embedding: concat of x(x0), y(y0), x(x1), y(y1), h, w from the 0-1000 grid.
+
+    The x tables are shared by x0 and x1, the y tables by y0 and y1. Boxes are ordered and clamped first.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        size = config.max_2d_position
+        self.x_position_embeddings = nn.Embedding(size, config.coordinate_size)
+        self.y_position_embeddings = nn.Embedding(size, config.coordinate_size)
+        self.h_position_embeddings = nn.Embedding(size, config.shape_size)
+        self.w_position_embeddings = nn.Embedding(size, config.shape_size)
+        self.max_coordinate = size - 1
+
+    def forward(self, bbox: torch.Tensor) -> torch.Tensor:
+        bbox = ordered_clamped_boxes(bbox, self.max_coordinate)
+        x0, y0, x1, y1 = bbox.unbind(-1)
+        return torch.cat(
+            [
+                self.x_position_embeddings(x0),
+                self.y_position_embeddings(y0),
+                self.x_position_embeddings(x1),
+                self.y_position_embeddings(y1),
+                self.h_position_embeddings(y1 - y0),
+                self.w_position_embeddings(x1 - x0),
+            ],
+            dim=-1,
+        )
+
+
+def ordered_clamped_boxes(bbox: torch.Tensor, max_coordinate: int) -> torch.Tensor:
+    """[..., 4] boxes with x0 <= x1, y0 <= y1, all in [0, max_coordinate]."""
+    bbox = bbox.clamp(0, max_coordinate)
+    x0, y0, x1, y1 = bbox.unbind(-1)
+    return torch.stack(
+        [torch.minimum(x0, x1), torch.minimum(y0, y1), torch.maximum(x0, x1), torch.maximum(y0, y1)], -1
+    )
+
+
+class ResidualBlock(nn.Module):
+    """Basic ResNet block with GroupNorm (stable at the small batch sizes of fine-tuning)."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.norm1 = nn.GroupNorm(_groups(out_channels), out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.norm2 = nn.GroupNorm(_groups(out_channels), out_channels)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                nn.GroupNorm(_groups(out_channels), out_channels),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.norm1(self.conv1(x)))
+        return F.relu(self.norm2(self.conv2(out)) + self.shortcut(x))
+
+
+def _groups(channels: int) -> int:
+    return math.gcd(channels, 8)
+
+
+class VisualBackbone(nn.Module):
+    """Small ResNet-style CNN: [B, 3, S, S] -> feature map [B, C, S/16, S/16] -> pooled [B, C, G, G]."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        c0, c1, c2, c3 = config.backbone_channels
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, c0, 7, 2, 3, bias=False),
+            nn.GroupNorm(_groups(c0), c0),
+            nn.ReLU(),
+            nn.MaxPool2d(3, 2, 1),
+        )
+        self.stages = nn.Sequential(
+            ResidualBlock(c0, c1, 1), ResidualBlock(c1, c2, 2), ResidualBlock(c2, c3, 2)
+        )
+        # fixed-size pooling (kernel = stride = feature size / grid): exports to ONNX as a plain AveragePool
+        self.pool_size = config.image_size // BACKBONE_STRIDE // config.visual_grid
+        self.out_channels = c3
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        features = self.stages(self.stem(pixel_values))
+        return F.avg_pool2d(features, self.pool_size, self.pool_size)
+
+
+def relative_position_bucket(relative: torch.Tensor, num_buckets: int, max_distance: int) -> torch.Tensor:
+    """Bidirectional T5-style buckets: exact for small distances, logarithmic up to `max_distance`."""
+    num_buckets //= 2
+    bucket = (relative > 0).long() * num_buckets
+    distance = relative.abs()
+    max_exact = num_buckets // 2
+    is_small = distance < max_exact
+    scaled = torch.log(distance.float().clamp(min=1) / max_exact) / math.log(max_distance / max_exact)
+    large = max_exact + (scaled * (num_buckets - max_exact)).long()
+    large = large.clamp(max=num_buckets - 1)
+    return bucket + torch.where(is_small, distance, large)
+
+
+class SpatialBias(nn.Module):
+    """Learned attention biases from bucketed relative 1-D positions and 2-D x / y distances.
+
+    Computed once per forward as [B, heads, S, S] and shared by every layer.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.rel_pos_bias = nn.Embedding(config.rel_pos_buckets, config.num_heads)
+        self.rel_x_bias = nn.Embedding(config.rel_2d_buckets, config.num_heads)
+        self.rel_y_bias = nn.Embedding(config.rel_2d_buckets, config.num_heads)
+
+    def _bias(
+        self, coordinates: torch.Tensor, table: nn.Embedding, buckets: int, distance: int
+    ) -> torch.Tensor:
+        relative = coordinates.unsqueeze(-2) - coordinates.unsqueeze(-1)  # [B, S, S]: key - query
+        return table(relative_position_bucket(relative, buckets, distance)).permute(0, 3, 1, 2)
+
+    def forward(self, position_ids: torch.Tensor, bbox: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        bias = self._bias(position_ids, self.rel_pos_bias, c.rel_pos_buckets, c.rel_pos_max_distance)
+        bias = bias + self._bias(bbox[..., 0], self.rel_x_bias, c.rel_2d_buckets, c.rel_2d_max_distance)
+        return bias + self._bias(bbox[..., 3], self.rel_y_bias, c.rel_2d_buckets, c.rel_2d_max_distance)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention whose scores take an additive bias (spatial bias plus padding mask)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.head_size = config.hidden_size // config.num_heads
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.attention_dropout)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.num_heads, self.head_size).transpose(1, 2)
+
+    def forward(self, hidden: torch.Tensor, score_bias: torch.Tensor) -> torch.Tensor:
+        query, key, value = (
+            self._heads(self.query(hidden)),
+            self._heads(self.key(hidden)),
+            self._heads(self.value(hidden)),
+        )
+        scores = query @ key.transpose(-1, -2) / math.sqrt(self.head_size) + score_bias
+        context = self.dropout(scores.softmax(dim=-1)) @ value
+        batch, _, length, _ = context.shape
+        return context.transpose(1, 2).reshape(batch, length, self.num_heads * self.head_size)
+
+
+class AttentionOutput(nn.Module):
+    def __init__(self, config: ModelConfig, in_size: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(in_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+
+    def forward(self, hidden: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(self.dropout(self.dense(hidden)) + residual)
+
+
+class Attention(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.self = SelfAttention(config)
+        self.output = AttentionOutput(config, config.hidden_size)
+
+    def forward(self, hidden: torch.Tensor, score_bias: torch.Tensor) -> torch.Tensor:
+        return self.output(self.self(hidden, score_bias), hidden)
+
+
+class Intermediate(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return F.gelu(self.dense(hidden))
+
+
+class Block(nn.Module):
+    """One post-norm transformer layer (BERT layout)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.attention = Attention(config)
+        self.intermediate = Intermediate(config)
+        self.output = AttentionOutput(config, config.intermediate_size)
+
+    def forward(self, hidden: torch.Tensor, score_bias: torch.Tensor) -> torch.Tensor:
+        attended = self.attention(hidden, score_bias)
+        return self.output(self.intermediate(attended), attended)

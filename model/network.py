@@ -1,0 +1,138 @@
+"""The multi-modal encoder and its heads: tensors in, tensors out (the exported graph has no Python logic
+that depends on data beyond shapes).
+
+Sequence layout: [text tokens (L)] + [visual tokens (G*G)]. Heads read the text positions.
+"""
+
+import torch
+from torch import nn
+
+from model.config import ModelConfig
+from model.layers import Block, LayoutEmbeddings, SpatialBias, VisualBackbone
+
+MASK_BIAS = -10000.0
+INITIALIZER_RANGE = 0.02
+
+
+def init_weights(module: nn.Module) -> None:
+    """BERT's initialisation: N(0, 0.02) for linear and embedding weights, zero biases, unit LayerNorm.
+    (torch's default N(0, 1) embeddings would drown the pretrained word embeddings in layout noise.)"""
+    if isinstance(module, nn.Linear | nn.Embedding):
+        nn.init.normal_(module.weight, std=INITIALIZER_RANGE)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            nn.init.zeros_(module.weight[module.padding_idx])
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+class TextEmbeddings(nn.Module):
+    """WordPiece token + 1-D position + segment embeddings (BERT names, loaded from MiniLM)."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=0)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+
+
+def visual_grid_boxes(grid: int) -> torch.Tensor:
+    """[G*G, 4] boxes of the visual grid cells on the 0-1000 grid, row by row."""
+    edges = torch.div(torch.arange(grid + 1) * 1000, grid, rounding_mode="floor")
+    rows = [
+        [edges[col], edges[row], edges[col + 1], edges[row + 1]] for row in range(grid) for col in range(grid)
+    ]
+    return torch.tensor(rows, dtype=torch.long)
+
+
+class LayoutLMv2Encoder(nn.Module):
+    """Text + layout + visual embeddings and transformer layers with spatial-aware self-attention."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embeddings = TextEmbeddings(config)
+        self.layout = LayoutEmbeddings(config)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        if config.use_visual:
+            self.backbone = VisualBackbone(config)
+            self.visual_proj = nn.Linear(self.backbone.out_channels, config.hidden_size)
+            self.visual_segment = nn.Parameter(torch.zeros(config.hidden_size))
+            self.visual_LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+            self.register_buffer("visual_bbox", visual_grid_boxes(config.visual_grid), persistent=False)
+        self.spatial_bias = SpatialBias(config) if config.use_spatial_bias else None
+        self.layers = nn.ModuleList(Block(config) for _ in range(config.num_layers))
+        self.apply(init_weights)
+
+    def _text(self, input_ids: torch.Tensor, bbox: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        e = self.embeddings
+        summed = (
+            e.word_embeddings(input_ids)
+            + e.position_embeddings(position_ids)
+            + e.token_type_embeddings(torch.zeros_like(input_ids))
+            + self.layout(bbox)
+        )
+        return self.dropout(e.LayerNorm(summed))
+
+    def _visual(self, pixel_values: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+        features = self.backbone(pixel_values).flatten(2).transpose(1, 2)  # [B, G*G, C]
+        summed = (
+            self.visual_proj(features)
+            + self.embeddings.position_embeddings(position_ids)
+            + self.layout(self.visual_bbox)
+            + self.visual_segment
+        )
+        return self.dropout(self.visual_LayerNorm(summed))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        bbox: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pixel_values: torch.Tensor,
+    ) -> torch.Tensor:
+        """[B, L] ids, [B, L, 4] boxes, [B, L] mask, [B, 3, S, S] pixels -> [B, L + G*G, H] states."""
+        batch, length = input_ids.shape
+        position_ids = torch.arange(length, device=input_ids.device).unsqueeze(0).expand(batch, length)
+        hidden = self._text(input_ids, bbox, position_ids)
+        mask = attention_mask
+        if self.config.use_visual:
+            grid_tokens = self.config.num_visual_tokens
+            visual_positions = (
+                torch.arange(grid_tokens, device=input_ids.device).unsqueeze(0).expand(batch, -1)
+            )
+            hidden = torch.cat([hidden, self._visual(pixel_values, visual_positions)], dim=1)
+            position_ids = torch.cat([position_ids, visual_positions], dim=1)
+            bbox = torch.cat([bbox, self.visual_bbox.unsqueeze(0).expand(batch, -1, -1)], dim=1)
+            mask = torch.cat([mask, torch.ones_like(visual_positions)], dim=1)
+        score_bias = ((1 - mask.to(hidden.dtype)) * MASK_BIAS)[:, None, None, :]
+        if self.spatial_bias is not None:
+            score_bias = score_bias + self.spatial_bias(position_ids, bbox)
+        for layer in self.layers:
+            hidden = layer(hidden, score_bias)
+        return hidden
+
+
+class EntityTagger(nn.Module):
+    """Encoder + BIO token classification head over the text positions."""
+
+    def __init__(self, config: ModelConfig, num_tags: int) -> None:
+        super().__init__()
+        self.encoder = LayoutLMv2Encoder(config)
+        self.dropout = nn.Dropout(config.hidden_dropout)
+        self.classifier = nn.Linear(config.hidden_size, num_tags)
+        init_weights(self.classifier)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        bbox: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pixel_values: torch.Tensor,
+    ) -> torch.Tensor:
+        """Entity logits [B, L, num_tags] for the text tokens."""
+        hidden = self.encoder(input_ids, bbox, attention_mask, pixel_values)
+        return self.classifier(self.dropout(hidden[:, : input_ids.shape[1]]))

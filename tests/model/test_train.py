@@ -1,0 +1,123 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model.artifact import ArtifactMeta, InputOptions
+from model.checkpoint import load_model, save_model
+from model.config import FUNSD_ENTITY_LABELS, LabelSet, tiny_config
+from model.dataset import PageExample
+from model.evaluate import encode_page, evaluate_model_dir, predict_word_logits
+from model.features import load_tokenizer
+from model.funsd import read_dataset
+from model.minilm import minilm_tokenizer_path
+from model.train import TrainOptions, prepare_trainer
+
+TINY_OPTIONS = TrainOptions(
+    epochs=30, batch_size=1, lr=5e-3, lr_new=5e-3, warmup_ratio=0.05, validation_fraction=0.0, init="random"
+)
+NO_DROPOUT = tiny_config().with_changes(hidden_dropout=0.0, attention_dropout=0.0)
+
+
+@pytest.fixture(scope="module")
+def two_documents(synthetic_dataset: Path):
+    return read_dataset(synthetic_dataset)[:2]
+
+
+@pytest.fixture(scope="module")
+def overfit_run(tmp_path_factory: pytest.TempPathFactory, two_documents):
+    out = tmp_path_factory.mktemp("overfit")
+    trainer = prepare_trainer(two_documents, out, TINY_OPTIONS, NO_DROPOUT, minilm_tokenizer_path())
+    return trainer, trainer.run(), out
+
+
+def test_tiny_model_overfits_two_documents(overfit_run):
+    _, history, _ = overfit_run
+    assert history[-1].loss < history[0].loss / 5
+    assert max(h.val_f1 for h in history) == 1.0
+
+
+def test_best_model_is_saved_with_its_metadata_and_scores_the_same(
+    overfit_run, synthetic_dataset: Path, tmp_path: Path
+):
+    trainer, _, out = overfit_run
+    meta = ArtifactMeta.load(out / "best")
+    assert meta.label_set == LabelSet(FUNSD_ENTITY_LABELS)
+    assert meta.config == NO_DROPOUT and meta.metrics["validation_entity_f1"] == 1.0
+    assert meta.vocab_sha256 == trainer.meta.vocab_sha256
+    data = tmp_path / "two"
+    for sub, pattern in (("annotations", "*.json"), ("images", "*.png")):
+        (data / sub).mkdir(parents=True)
+        for path in sorted((synthetic_dataset / sub).glob(pattern))[:2]:
+            (data / sub / path.name).symlink_to(path)
+    assert evaluate_model_dir(out / "best", data).micro.f1 == 1.0
+
+
+def test_fp16_artifact_round_trips(overfit_run, tmp_path: Path):
+    trainer, _, out = overfit_run
+    model, meta = load_model(out / "best")
+    save_model(model, meta, out / "best" / "tokenizer.json", tmp_path / "half", half=True)
+    assert (tmp_path / "half" / "model.safetensors").stat().st_size < (
+        out / "best" / "model.safetensors"
+    ).stat().st_size
+    half_model, _ = load_model(tmp_path / "half")
+    page = trainer.train_pages[0]
+    full = predict_word_logits(model, page, trainer.pad_id)
+    np.testing.assert_array_equal(
+        full.argmax(-1), predict_word_logits(half_model, page, trainer.pad_id).argmax(-1)
+    )
+
+
+def test_a_tokenizer_that_does_not_match_is_refused(overfit_run, tmp_path: Path):
+    _, _, out = overfit_run
+    model, meta = load_model(out / "best")
+    other = ArtifactMeta(meta.config, meta.label_set, "0" * 64, meta.inputs)
+    save_model(model, other, out / "best" / "tokenizer.json", tmp_path / "bad")
+    with pytest.raises(ValueError, match="vocab_sha256"):
+        load_model(tmp_path / "bad")
+
+
+def test_resume_continues_from_the_last_epoch(two_documents, tmp_path: Path):
+    options = TrainOptions(epochs=2, batch_size=2, validation_fraction=0.0, init="random")
+    first = prepare_trainer(two_documents, tmp_path, options, tiny_config(), minilm_tokenizer_path())
+    first.run()
+    longer = TrainOptions(epochs=3, batch_size=2, validation_fraction=0.0, init="random")
+    second = prepare_trainer(two_documents, tmp_path, longer, tiny_config(), minilm_tokenizer_path())
+    assert second.resume() == 2
+    assert second.step == first.step
+    for name, value in first.model.state_dict().items():
+        assert torch.equal(value, second.model.state_dict()[name]), name
+    history = second.run(2)
+    assert [h.epoch for h in history] == [1, 2, 3]
+
+
+def test_budget_stops_training(two_documents, tmp_path: Path):
+    options = TrainOptions(
+        epochs=50, batch_size=2, validation_fraction=0.0, init="random", budget_seconds=0.01
+    )
+    trainer = prepare_trainer(two_documents, tmp_path, options, tiny_config(), minilm_tokenizer_path())
+    assert len(trainer.run()) == 1
+
+
+def test_windowed_inference_labels_every_word_of_a_long_page(overfit_run):
+    trainer, _, _ = overfit_run
+    tokenizer = load_tokenizer(minilm_tokenizer_path())
+    count = 700
+    example = PageExample(
+        name="long",
+        image_path=None,
+        words=[f"word{i % 37}" for i in range(count)],
+        boxes=np.array(
+            [[i % 900, (i // 10) % 990, i % 900 + 50, (i // 10) % 990 + 10] for i in range(count)]
+        ),
+        tags=np.zeros(count, dtype=np.int64),
+        entity_ids=np.arange(count),
+    )
+    page = encode_page(
+        example, tokenizer, InputOptions(max_tokens=128, overlap_tokens=32), tiny_config().image_size
+    )
+    assert len(page.windows) > 5
+    logits = predict_word_logits(trainer.model, page, trainer.pad_id)
+    assert logits.shape == (count, trainer.meta.label_set.num_tags)
+    assert np.all(np.isfinite(logits)) and not np.any(np.all(logits == 0, axis=1))
