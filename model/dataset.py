@@ -28,9 +28,15 @@ class PageExample:
     entity_ids: np.ndarray  # [N] int64 gold entity id of each word
 
 
-def word_tags(label: str, count: int, label_set: LabelSet) -> list[int]:
-    """BIO tags of an entity's words: B on the first, I on the rest; O for `other` and unknown labels."""
-    return [label_set.begin_tag(label)] + [label_set.inside_tag(label)] * (count - 1) if count else []
+def ordered_tags(labels: Sequence[str], entity_ids: Sequence[int], label_set: LabelSet) -> list[int]:
+    """BIO tags of words in their final order: B on the first word of each entity met, I on the rest;
+    O for `other` and labels outside the set."""
+    seen: set[int] = set()
+    tags = []
+    for label, entity in zip(labels, entity_ids, strict=True):
+        tags.append(label_set.inside_tag(label) if entity in seen else label_set.begin_tag(label))
+        seen.add(entity)
+    return tags
 
 
 def input_boxes(boxes_px: Sequence[Sequence[float]], box_level: BoxLevel) -> list[Sequence[float]]:
@@ -46,26 +52,27 @@ def document_example(
     """Words of a document (empty words dropped, as in the LayoutLM FUNSD protocol) with tags."""
     words: list[str] = []
     boxes_px: list[Sequence[float]] = []
-    tags: list[int] = []
+    labels: list[str] = []
     entity_ids: list[int] = []
     for entity in document.entities:
         kept = [w for w in entity.words if w.text.strip()]
         words.extend(w.text for w in kept)
         boxes_px.extend(w.box_px for w in kept)
-        tags.extend(word_tags(entity.label, len(kept), label_set))
+        labels.extend([entity.label] * len(kept))
         entity_ids.extend([entity.id] * len(kept))
     order = list(range(len(words)))
     if word_order == "reading" and words:
         order = reading_order(boxes_px, group_lines(boxes_px))
     model_boxes = input_boxes(boxes_px, box_level)
     grid = [normalize_box(model_boxes[i], document.width, document.height) for i in order]
+    ordered_ids = [entity_ids[i] for i in order]
     return PageExample(
         name=document.name,
         image_path=document.image_path,
         words=[words[i] for i in order],
         boxes=np.asarray(grid, dtype=np.int64).reshape(-1, 4),
-        tags=np.asarray([tags[i] for i in order], dtype=np.int64),
-        entity_ids=np.asarray([entity_ids[i] for i in order], dtype=np.int64),
+        tags=np.asarray(ordered_tags([labels[i] for i in order], ordered_ids, label_set), dtype=np.int64),
+        entity_ids=np.asarray(ordered_ids, dtype=np.int64),
     )
 
 

@@ -4,16 +4,16 @@ import numpy as np
 
 from model.boxes import normalize_box
 from model.config import FUNSD_ENTITY_LABELS, LabelSet
-from model.dataset import document_example, split_validation, word_tags
+from model.dataset import document_example, ordered_tags, split_validation
 from model.funsd import read_dataset
 
 LABELS = LabelSet(FUNSD_ENTITY_LABELS)
 
 
-def test_word_tags():
-    assert word_tags("question", 3, LABELS) == [5, 6, 6]
-    assert word_tags("other", 2, LABELS) == [0, 0]
-    assert word_tags("answer", 0, LABELS) == []
+def test_ordered_tags_begin_each_entity_where_it_is_first_met():
+    labels = ["question", "answer", "question", "other", "other", "answer"]
+    assert ordered_tags(labels, [4, 7, 4, 1, 1, 7], LABELS) == [5, 1, 6, 0, 0, 2]
+    assert ordered_tags([], [], LABELS) == []
 
 
 def test_annotation_order_follows_entities_and_uses_word_boxes(synthetic_dataset: Path):

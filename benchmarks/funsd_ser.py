@@ -1,0 +1,162 @@
+"""FUNSD semantic entity recognition benchmark.
+
+Trains on FUNSD `training_data` (best epoch chosen on a validation split carved from it, never on test),
+evaluates on `testing_data`, and records entity-level F1 (seqeval-style exact spans) per run in
+`benchmarks/results/funsd_ser.json` and in the table between the markers in BENCHMARKS.md.
+
+    .venv/bin/python benchmarks/funsd_ser.py --runs papers,reading --budget-minutes 45
+    .venv/bin/python benchmarks/funsd_ser.py --runs ablations --budget-minutes 12
+
+Runs (all with the same seed, epochs and wall-clock budget):
+    papers          annotation order, word boxes (the LayoutLM papers' protocol)
+    reading         geometric reading order, word boxes (what the service sees from OCR)
+    reading-line    reading order, line boxes
+    no-visual       reading order, word boxes, no visual tokens
+    no-spatial      reading order, word boxes, no spatial-aware attention bias
+    random-init     reading order, word boxes, random text stream instead of MiniLM
+"""
+
+import argparse
+import json
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from model.artifact import InputOptions
+from model.config import minilm_config
+from model.evaluate import evaluate_model_dir
+from model.funsd import read_dataset
+from model.minilm import minilm_tokenizer_path
+from model.train import TrainOptions, prepare_trainer
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "funsd_ser.json"
+TABLE_START, TABLE_END = "<!-- funsd_ser:start -->", "<!-- funsd_ser:end -->"
+ANCHORS = (
+    ("BERT-base (paper)", 0.6026),
+    ("LayoutLM-base (paper)", 0.7866),
+    ("LayoutLMv2-base (paper)", 0.8276),
+)
+
+RUNS: dict[str, dict[str, object]] = {
+    "papers": {"word_order": "annotation", "box_level": "word"},
+    "reading": {"word_order": "reading", "box_level": "word"},
+    "reading-line": {"word_order": "reading", "box_level": "line"},
+    "no-visual": {"word_order": "reading", "box_level": "word", "use_visual": False},
+    "no-spatial": {"word_order": "reading", "box_level": "word", "use_spatial_bias": False},
+    "random-init": {"word_order": "reading", "box_level": "word", "init": "random"},
+}
+GROUPS = {"ablations": ["reading", "reading-line", "no-visual", "no-spatial", "random-init"]}
+
+
+def git_sha() -> str:
+    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return result.stdout.strip() or "unknown"
+
+
+def run_one(name: str, data: Path, work: Path, base: TrainOptions) -> dict[str, object]:
+    spec = RUNS[name]
+    inputs = InputOptions(word_order=str(spec["word_order"]), box_level=str(spec["box_level"]))
+    options = replace(base, inputs=inputs, init=str(spec.get("init", "minilm")))
+    config = minilm_config().with_changes(
+        use_visual=bool(spec.get("use_visual", True)),
+        use_spatial_bias=bool(spec.get("use_spatial_bias", True)),
+    )
+    out = work / name
+    started = time.monotonic()
+    documents = read_dataset(data / "training_data")
+
+    def log(event: dict[str, float]) -> None:
+        if "val_f1" in event:
+            print(
+                f"[{name}] epoch {int(event['epoch'])} loss {event['loss']:.4f} val F1 {event['val_f1']:.4f}",
+                flush=True,
+            )
+
+    trainer = prepare_trainer(documents, out, options, config, minilm_tokenizer_path(), on_progress=log)
+    history = trainer.run()
+    train_seconds = time.monotonic() - started
+    report = evaluate_model_dir(out / "best", data / "testing_data")
+    best = max(history, key=lambda h: h.val_f1)
+    return {
+        "run": name,
+        "spec": spec,
+        "test": report.to_dict(),
+        "f1": report.micro.f1,
+        "precision": report.micro.precision,
+        "recall": report.micro.recall,
+        "best_epoch": best.epoch,
+        "epochs_run": len(history),
+        "best_val_f1": best.val_f1,
+        "train_wall_seconds": round(train_seconds, 1),
+        "seed": options.seed,
+        "budget_minutes": (options.budget_seconds or 0) / 60,
+        "max_epochs": options.epochs,
+        "git_sha": git_sha(),
+        "model_dir": str(out / "best"),
+    }
+
+
+def markdown_table(results: dict[str, dict[str, object]]) -> str:
+    lines = [
+        "| run | word order | boxes | test entity F1 | P | R | best epoch / run | train wall time |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name in RUNS:
+        if name not in results:
+            continue
+        r = results[name]
+        spec = r["spec"]
+        assert isinstance(spec, dict)
+        minutes = float(r["train_wall_seconds"]) / 60
+        cells = [name, spec["word_order"], spec["box_level"], f"**{r['f1']:.4f}**", f"{r['precision']:.4f}"]
+        cells += [f"{r['recall']:.4f}", f"{r['best_epoch']} / {r['epochs_run']}", f"{minutes:.1f} min"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += [f"| {label} | annotation | word | {f1:.4f} | | | | |" for label, f1 in ANCHORS]
+    return "\n".join(lines)
+
+
+def update_benchmarks_md(table: str) -> None:
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text(encoding="utf-8")
+    if TABLE_START in text and TABLE_END in text:
+        head, rest = text.split(TABLE_START, 1)
+        tail = rest.split(TABLE_END, 1)[1]
+        text = f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}"
+    else:
+        text += f"\n{TABLE_START}\n{table}\n{TABLE_END}\n"
+    path.write_text(text, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "funsd")
+    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "runs")
+    parser.add_argument(
+        "--runs", default="papers,reading", help=f"comma list of {sorted(RUNS)} or 'ablations'"
+    )
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--budget-minutes", type=float, default=45.0)
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    names = [n for item in args.runs.split(",") for n in GROUPS.get(item, [item])]
+    unknown = [n for n in names if n not in RUNS]
+    if unknown:
+        parser.error(f"unknown runs {unknown}")
+    base = TrainOptions(epochs=args.epochs, seed=args.seed, budget_seconds=args.budget_minutes * 60)
+    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    for name in names:
+        results[name] = run_one(name, args.data, args.work, base)
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"[{name}] test entity F1 {results[name]['f1']:.4f}", flush=True)
+    table = markdown_table(results)
+    update_benchmarks_md(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
