@@ -1,6 +1,6 @@
 """Pydantic response and request models of the HTTP API."""
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -27,3 +27,100 @@ class Readiness(BaseModel):
 
     ready: bool
     checks: dict[str, bool]
+
+
+# --- Extraction results (service/pipeline.py) ------------------------------------------------------------
+
+BoxInt = Annotated[
+    list[int],
+    Field(min_length=4, max_length=4, description="[x0, y0, x1, y1] in pixels of the page image."),
+]
+
+
+class ExtractOptions(BaseModel):
+    """What a caller may choose per document; unset fields fall back to the service settings."""
+
+    model: str | None = Field(None, description="Model id; default: the service's default model.")
+    ocr_language: str | None = Field(
+        None, pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$", description="Tesseract language(s), e.g. `eng+deu`."
+    )
+    dpi: int | None = Field(None, ge=36, le=1200, description="Resolution PDF pages are rasterised at.")
+    pages: str | None = Field(None, description="1-based page selection, e.g. `1-3,5`; default: all.")
+
+
+class ExtractedWord(BaseModel):
+    """One word as recognised (OCR) or given (PDF text layer, JSON); `id` is its index on the page."""
+
+    id: int
+    text: str
+    box: BoxInt
+    confidence: float = Field(ge=0, le=1, description="OCR confidence; 1.0 for given words.")
+
+
+class ExtractedEntity(BaseModel):
+    """A labelled span of words (e.g. a question or an answer)."""
+
+    id: int = Field(description="Index of the entity on its page; relations refer to it.")
+    label: str
+    text: str = Field(description="The entity's words joined with spaces.")
+    box: BoxInt = Field(description="Union of the entity's word boxes.")
+    word_ids: list[int]
+    confidence: float = Field(ge=0, le=1)
+
+
+class ExtractedRelation(BaseModel):
+    """A directed link between two entities of a page, e.g. question (head) -> answer (tail)."""
+
+    head: int
+    tail: int
+    confidence: float = Field(ge=0, le=1)
+
+
+class PageResult(BaseModel):
+    """One page: its words, entities and relations, or `status: failed` and an `error`."""
+
+    page: int = Field(ge=1, description="1-based page number in the uploaded document.")
+    width: int
+    height: int
+    status: Literal["ok", "failed"] = "ok"
+    error: str | None = None
+    rotation: int = Field(0, description="Degrees clockwise the page was turned upright before OCR.")
+    words: list[ExtractedWord] = Field(default_factory=list)
+    entities: list[ExtractedEntity] = Field(default_factory=list)
+    relations: list[ExtractedRelation] = Field(default_factory=list)
+
+
+class KeyValue(BaseModel):
+    """A key and its value, read from a relation between two entities."""
+
+    page: int
+    key: str
+    value: str
+    key_box: BoxInt
+    value_box: BoxInt
+    confidence: float = Field(ge=0, le=1)
+
+
+class ModelInfo(BaseModel):
+    id: str
+    labels: list[str]
+
+
+class StageTimings(BaseModel):
+    """Wall-clock milliseconds spent in each stage of the pipeline."""
+
+    decode: float
+    ocr: float
+    model: float
+    postprocess: float
+    total: float
+
+
+class ExtractionResult(BaseModel):
+    """Everything extracted from one document."""
+
+    document_id: str = Field(description="SHA-256 of the uploaded bytes.")
+    model: ModelInfo
+    pages: list[PageResult]
+    key_values: list[KeyValue] = Field(default_factory=list)
+    timings_ms: StageTimings
