@@ -5,5 +5,5 @@ extra); every other module must import without it, because the serving path has 
 """
 
 TORCH_MODULES: frozenset[str] = frozenset(
-    f"model.{name}" for name in ("layers", "network", "minilm", "checkpoint", "evaluate", "train")
+    f"model.{name}" for name in ("layers", "network", "minilm", "checkpoint", "evaluate", "train", "export")
 )

@@ -1,0 +1,193 @@
+"""Saved model -> self-contained ONNX serving folder (fp32 `model.onnx`, int8 `model.int8.onnx`, `onnx.json`,
+`config.json`, `tokenizer.json`). Needs torch, onnx and onnxscript (the `train` extra).
+
+The graph comes from torch's dynamo exporter with a dynamic batch and sequence length (the example batch
+has 2 rows: a size-1 example would pin the batch dimension). Every export is checked against torch at a
+sequence length other than the example's, with padding, before it is written out.
+"""
+
+import importlib.metadata
+import shutil
+import time
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from torch import nn
+
+from model.artifact import META_FILE, TOKENIZER_FILE
+from model.checkpoint import load_model
+from model.config import ModelConfig
+from model.features import INPUT_NAMES
+from model.onnx_meta import ENTITY_LOGITS, OUTPUT_NAMES, VARIANT_FILES, OnnxMeta
+
+OPSET = 18
+EXAMPLE_LENGTH = 16
+CHECK_LENGTHS = (7, 45)  # parity is checked at lengths other than the traced one
+PARITY_TOLERANCE = 1e-3  # an fp32 graph further than this from torch is broken, not rounded
+QUANTIZED_OPS = ("MatMul",)
+TOOLS = ("torch", "onnx", "onnxscript", "onnxruntime")
+
+
+class OnnxOutputs(nn.Module):
+    """The model with its outputs as a tuple in `OUTPUT_NAMES` order (a dict output is read by name)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        bbox: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pixel_values: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        outputs = self.model(input_ids, bbox, attention_mask, pixel_values)
+        if isinstance(outputs, Mapping):
+            return tuple(outputs[name] for name in OUTPUT_NAMES)
+        outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+        if len(outputs) != len(OUTPUT_NAMES):
+            raise ValueError(f"model returns {len(outputs)} outputs, OUTPUT_NAMES lists {len(OUTPUT_NAMES)}")
+        return outputs
+
+
+def example_inputs(config: ModelConfig, batch: int, length: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random but well-formed model inputs; every row after the first has a padded tail."""
+    rng = np.random.default_rng(seed)
+    corners = rng.integers(0, 1001, size=(batch, length, 2, 2))
+    bbox = np.concatenate([corners.min(axis=2), corners.max(axis=2)], axis=-1).astype(np.int64)
+    mask = np.ones((batch, length), dtype=np.int64)
+    for row in range(1, batch):
+        mask[row, max(2, length - row * length // (batch + 1)) :] = 0
+    size = config.image_size
+    return {
+        "input_ids": rng.integers(1, config.vocab_size, size=(batch, length)).astype(np.int64),
+        "bbox": bbox,
+        "attention_mask": mask,
+        "pixel_values": rng.uniform(-1, 1, size=(batch, 3, size, size)).astype(np.float32),
+    }
+
+
+def dynamic_shapes(config: ModelConfig) -> dict[str, dict[int, Any]]:
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    sequence = torch.export.Dim("sequence", min=2, max=config.max_position_embeddings)
+    return {
+        "input_ids": {0: batch, 1: sequence},
+        "bbox": {0: batch, 1: sequence},
+        "attention_mask": {0: batch, 1: sequence},
+        "pixel_values": {0: batch},
+    }
+
+
+def export_fp32(model: nn.Module, config: ModelConfig, path: Path, opset: int = OPSET) -> None:
+    """Trace `model` with the dynamo exporter into one self-contained .onnx file (weights inside)."""
+    example = example_inputs(config, batch=2, length=EXAMPLE_LENGTH)
+    args = tuple(torch.from_numpy(example[name]) for name in INPUT_NAMES)
+    with warnings.catch_warnings():  # the exporter's notes on axis names and pytree deprecations
+        warnings.filterwarnings("ignore", category=UserWarning, message=".*axis name")
+        warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec")
+        _export(model, config, args, path, opset)
+
+
+def _export(model: nn.Module, config: ModelConfig, args: tuple, path: Path, opset: int) -> None:
+    torch.onnx.export(
+        OnnxOutputs(model).eval(),
+        args,
+        str(path),
+        input_names=list(INPUT_NAMES),
+        output_names=list(OUTPUT_NAMES),
+        dynamic_shapes=dynamic_shapes(config),
+        opset_version=opset,
+        dynamo=True,
+        external_data=False,
+        verbose=False,
+    )
+
+
+def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool = True) -> None:
+    """Dynamic int8 quantisation of the MatMul weights (activations quantised per call)."""
+    quantize_dynamic(
+        fp32_path,
+        int8_path,
+        op_types_to_quantize=list(QUANTIZED_OPS),
+        per_channel=per_channel,
+        weight_type=QuantType.QInt8,
+    )
+
+
+def onnx_logits(path: Path, inputs: Mapping[str, np.ndarray], threads: int = 1) -> np.ndarray:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session.run([ENTITY_LOGITS], dict(inputs))[0]
+
+
+@torch.no_grad()
+def torch_logits(model: nn.Module, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    return model(*(torch.from_numpy(inputs[name]) for name in INPUT_NAMES)).float().numpy()
+
+
+def valid_positions(inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+    return inputs["attention_mask"].astype(bool)
+
+
+def check_variants(model: nn.Module, config: ModelConfig, paths: Mapping[str, Path]) -> dict[str, Any]:
+    """fp32 max abs logit difference to torch, and int8 argmax agreement with fp32, on unpadded tokens."""
+    report: dict[str, Any] = {"check_lengths": list(CHECK_LENGTHS), "fp32_max_abs_diff": 0.0}
+    agreements = []
+    for seed, length in enumerate(CHECK_LENGTHS, start=1):
+        inputs = example_inputs(config, batch=3, length=length, seed=seed)
+        reference, valid = torch_logits(model, inputs), valid_positions(inputs)
+        fp32 = onnx_logits(paths["fp32"], inputs)
+        difference = float(np.abs(fp32 - reference)[valid].max())
+        report["fp32_max_abs_diff"] = max(report["fp32_max_abs_diff"], difference)
+        if "int8" in paths:
+            int8 = onnx_logits(paths["int8"], inputs)
+            agreements.append(float((int8.argmax(-1) == fp32.argmax(-1))[valid].mean()))
+    if agreements:
+        report["int8_argmax_agreement_random_inputs"] = float(np.mean(agreements))
+    if report["fp32_max_abs_diff"] > PARITY_TOLERANCE:
+        raise RuntimeError(f"ONNX export differs from torch by {report['fp32_max_abs_diff']:.2e}")
+    return report
+
+
+def tool_versions() -> dict[str, str]:
+    return {name: importlib.metadata.version(name) for name in TOOLS}
+
+
+def copy_model_files(model_dir: Path, out_dir: Path) -> None:
+    for name in (META_FILE, TOKENIZER_FILE):
+        shutil.copyfile(Path(model_dir) / name, Path(out_dir) / name)
+
+
+def export_onnx(model_dir: Path, out_dir: Path, int8: bool = True, per_channel: bool = True) -> list[Path]:
+    """Export the saved model in `model_dir` to `out_dir`; returns the files written."""
+    model, meta = load_model(model_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"fp32": out_dir / VARIANT_FILES["fp32"]}
+    started = time.monotonic()
+    export_fp32(model, meta.config, paths["fp32"])
+    timings = {"fp32_export_seconds": round(time.monotonic() - started, 2)}
+    if int8:
+        paths["int8"] = out_dir / VARIANT_FILES["int8"]
+        started = time.monotonic()
+        quantize_int8(paths["fp32"], paths["int8"], per_channel)
+        timings["int8_quantize_seconds"] = round(time.monotonic() - started, 2)
+    report = check_variants(model, meta.config, paths)
+    quantization = {"op_types": list(QUANTIZED_OPS), "per_channel": per_channel, "weight_type": "QInt8"}
+    onnx_meta = OnnxMeta(
+        model=meta.to_dict(),
+        variants={variant: path.name for variant, path in paths.items()},
+        opset=OPSET,
+        tools=tool_versions(),
+        export={**timings, **report, "int8_quantization": quantization if int8 else None},
+    )
+    copy_model_files(model_dir, out_dir)
+    return [*paths.values(), onnx_meta.save(out_dir), out_dir / META_FILE, out_dir / TOKENIZER_FILE]
