@@ -195,3 +195,66 @@ def evaluate(
         )
     if json_out:
         json_out.write_text(json.dumps(report.to_dict(), indent=2), encoding="utf-8")
+
+
+def _write_overlays(extraction: object, out_dir: Path, stem: str) -> list[Path]:
+    from service.overlay import overlay_png
+    from service.pipeline import Extraction
+
+    assert isinstance(extraction, Extraction)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for page, image in zip(extraction.result.pages, extraction.images, strict=True):
+        path = out_dir / f"{stem}-page-{page.page}.png"
+        path.write_bytes(overlay_png(image, page))
+        written.append(path)
+    return written
+
+
+@app.command()
+def extract(
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="PDF, PNG, JPEG, TIFF, BMP, WebP or JSON pages."),
+    ],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the result to this file instead of printing it.")
+    ] = None,
+    overlay: Annotated[
+        Path | None, typer.Option(help="Folder for one overlay PNG per page (FILE-page-N.png).")
+    ] = None,
+    model: Annotated[
+        Path | None, typer.Option(help="ONNX serving folder or trained model folder; default: bundled.")
+    ] = None,
+    variant: Annotated[str, typer.Option(help="Model graph: int8 (faster) or fp32.")] = "int8",
+    pages: Annotated[str | None, typer.Option(help="Pages to read, 1-based, e.g. 1-3,5.")] = None,
+    ocr_language: Annotated[str | None, typer.Option(help="Tesseract language(s), e.g. eng+deu.")] = None,
+    dpi: Annotated[int | None, typer.Option(help="Resolution PDF pages are rasterised at.")] = None,
+) -> None:
+    """Extract words, entities and key-value pairs from one document, without the server."""
+    from pydantic import ValidationError
+
+    from model.runtime import Runtime
+    from service.errors import DocumentError
+    from service.pipeline import run_extraction, serving_model_dir
+    from service.schemas import ExtractOptions
+    from service.settings import get_settings
+
+    if variant not in ("int8", "fp32"):
+        raise typer.BadParameter("variant must be int8 or fp32", param_hint="--variant")
+    settings = get_settings()
+    try:
+        options = ExtractOptions(pages=pages, ocr_language=ocr_language, dpi=dpi)
+        runtime = Runtime.load(serving_model_dir(settings, model), variant=variant)  # type: ignore[arg-type]
+        extraction = run_extraction(file.read_bytes(), options, settings, runtime)
+    except (DocumentError, ValidationError, FileNotFoundError, RuntimeError, ValueError) as exc:
+        typer.echo(f"error: {getattr(exc, 'detail', exc)}", err=True)
+        raise typer.Exit(code=1) from exc
+    text = extraction.result.model_dump_json(indent=2)
+    if json_out is None:
+        typer.echo(text)
+    else:
+        json_out.write_text(text + "\n", encoding="utf-8")
+    if overlay is not None:
+        for path in _write_overlays(extraction, overlay, file.stem):
+            typer.echo(f"wrote {path}", err=True)
