@@ -171,17 +171,16 @@ def page_words(page: Page) -> list[ExtractedWord]:
 
 
 def page_entities(page: Page, prediction: PredictionLike | None) -> list[ExtractedEntity]:
-    """Entities with their text (words joined) and box (union of the words' boxes)."""
+    """Entities with their text (words joined) and box (union of the words' boxes). An entity's id is its
+    index in the prediction, so relations predicted between entities keep pointing at the right ones."""
     words = page.words or []
     entities: list[ExtractedEntity] = []
-    for entity in prediction.entities if prediction is not None else ():
+    for number, entity in enumerate(prediction.entities if prediction is not None else ()):
         ids = [int(i) for i in entity.word_ids]
-        if not ids:
-            continue
-        box = union_box(words[i].box_px for i in ids)
+        box = union_box(words[i].box_px for i in ids)  # ValueError on an entity without words
         entities.append(
             ExtractedEntity(
-                id=len(entities),
+                id=number,
                 label=entity.label,
                 text=" ".join(words[i].text for i in ids),
                 box=int_box(box, page.width, page.height),
