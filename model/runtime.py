@@ -47,7 +47,7 @@ class PageWords:
     width: float
     height: float
     image: Image.Image | None = None
-    line_ids: Sequence[int] | None = None  # OCR text-line id per word; None = group lines geometrically
+    line_ids: Sequence[int] | None = None  # OCR text-line id per word; None: lines from geometry alone
 
 
 @dataclass(frozen=True)
@@ -89,18 +89,19 @@ def validate_page(page: PageWords) -> None:
         raise ValueError(f"page size must be positive, got {page.width}x{page.height}")
 
 
-def ranked_lines(boxes_px: Sequence[Sequence[float]], line_ids: Sequence[int]) -> list[int]:
-    """Given line ids renumbered top to bottom by each line's top edge, as `group_lines` numbers lines."""
-    tops: dict[int, float] = {}
-    for box, line in zip(boxes_px, line_ids, strict=True):
-        tops[line] = min(tops.get(line, math.inf), min(box[1], box[3]))
-    rank = {line: new for new, line in enumerate(sorted(tops, key=lambda line: (tops[line], line)))}
-    return [rank[line] for line in line_ids]
+def ocr_line_rows(boxes_px: Sequence[Sequence[float]], line_ids: Sequence[int]) -> list[int]:
+    """Reading-row id per word from OCR line ids: each OCR line stays whole, and lines whose boxes overlap
+    vertically join one row (as `group_lines` joins words), numbered top to bottom. So a key and its
+    value that OCR put in separate lines (or blocks) side by side are read left to right, as in training."""
+    lines = sorted(set(line_ids))
+    unions = dict(zip(line_ids, line_boxes(boxes_px, line_ids), strict=True))
+    rows = dict(zip(lines, group_lines([unions[line] for line in lines]), strict=True))
+    return [rows[line] for line in line_ids]
 
 
 def page_line_ids(page: PageWords) -> list[int]:
     if page.line_ids is not None:
-        return ranked_lines(page.boxes_px, page.line_ids)
+        return ocr_line_rows(page.boxes_px, page.line_ids)
     return group_lines(page.boxes_px)
 
 

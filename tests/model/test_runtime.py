@@ -15,7 +15,15 @@ from model.evaluate import encode_page, predict_word_logits
 from model.features import SpecialTokens, load_tokenizer
 from model.funsd import Document, read_dataset
 from model.onnx_meta import OnnxMeta
-from model.runtime import PagePrediction, PageWords, Runtime, ranked_lines, validate_page, window_batches
+from model.runtime import (
+    PagePrediction,
+    PageWords,
+    Runtime,
+    model_inputs,
+    ocr_line_rows,
+    validate_page,
+    window_batches,
+)
 from tests.exported import ExportedModel
 
 
@@ -152,9 +160,17 @@ def test_given_line_ids_group_words_like_geometric_lines(fp32_runtime, documents
     assert plain.tags == given.tags
 
 
-def test_ranked_lines_number_lines_top_to_bottom():
-    boxes = [(0, 50, 10, 60), (20, 52, 30, 61), (0, 10, 10, 20), (0, 90, 5, 99)]
-    assert ranked_lines(boxes, [7, 7, 3, 5]) == [1, 1, 0, 2]
+def test_ocr_lines_side_by_side_form_one_row_numbered_top_to_bottom():
+    boxes = [(0, 50, 10, 60), (20, 52, 30, 61), (0, 10, 10, 20), (300, 48, 350, 58), (0, 90, 5, 99)]
+    assert ocr_line_rows(boxes, [7, 7, 3, 1, 5]) == [1, 1, 0, 1, 2]
+
+
+def test_a_value_ocr_put_in_an_earlier_line_is_still_read_after_its_key():
+    key, value = [(10, 102, 60, 120), (70, 100, 110, 120)], [(300, 98, 380, 118)]
+    page = PageWords(["Name", "here:", "John"], [*key, *value], 1000, 1000, line_ids=[4, 4, 0])
+    order, boxes = model_inputs(page, InputOptions(box_level="line"))
+    assert order == [0, 1, 2]
+    assert boxes.tolist() == [[10, 98, 380, 120]] * 3
 
 
 @pytest.mark.parametrize(
