@@ -53,6 +53,42 @@ def serve(
 
 
 @app.command()
+def worker(
+    queues: Annotated[
+        str, typer.Option(help="Comma-separated queues to consume: documents, training.")
+    ] = "documents,training",
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Documents at once (default: DOCEXTRACT_QUEUE_WORKERS).")
+    ] = None,
+) -> None:
+    """Consume the job queue (huey's consumer): documents of jobs and training runs. Run one or more per
+    machine with DOCEXTRACT_REDIS_URL set and the data directory on a shared volume."""
+    import logging
+    import signal
+    import threading
+
+    from service.queue import QUEUES
+    from service.settings import get_settings
+    from service.work import build_services
+
+    chosen = tuple(q.strip() for q in queues.split(",") if q.strip())
+    if not chosen or set(chosen) - set(QUEUES):
+        raise typer.BadParameter(f"queues must be among {', '.join(QUEUES)}", param_hint="--queues")
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    services = build_services(settings)
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
+    services.queue.start(chosen, workers)
+    threading.Thread(target=services.registry.warm, daemon=True).start()
+    typer.echo(f"docextract worker: consuming {', '.join(chosen)} ({services.queue.mode} queue)", err=True)
+    stop.wait()
+    typer.echo("docextract worker: stopping (running tasks get 30 s)", err=True)
+    services.queue.stop()
+
+
+@app.command()
 def openapi(
     out: Annotated[Path, typer.Option(help="Where to write the OpenAPI document (YAML).")] = Path(
         "openapi.yaml"

@@ -110,6 +110,77 @@ class PageSelectionError(DocumentError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
+class BadRequestError(DocextractError):
+    """A request the API cannot act on (no files in a job, a bad callback URL, a wrong content type)."""
+
+    kind = "bad-request"
+    status = HTTPStatus.BAD_REQUEST
+
+
+class NotFoundError(DocextractError):
+    """Base of the errors about a resource that does not exist."""
+
+    kind = "not-found"
+    status = HTTPStatus.NOT_FOUND
+
+
+class DocumentNotFoundError(NotFoundError):
+    kind = "document-not-found"
+
+
+class ResultNotFoundError(NotFoundError):
+    """The document exists but has no result yet (no job has processed it)."""
+
+    kind = "result-not-found"
+
+
+class JobNotFoundError(NotFoundError):
+    kind = "job-not-found"
+
+
+class TrainingRunNotFoundError(NotFoundError):
+    kind = "training-run-not-found"
+
+
+class ModelNotFoundError(NotFoundError):
+    kind = "model-not-found"
+
+
+class ConflictError(DocextractError):
+    """The resource is in a state that forbids the request (e.g. deleting the active model)."""
+
+    kind = "conflict"
+    status = HTTPStatus.CONFLICT
+
+
+class ModelInUseError(ConflictError):
+    kind = "model-in-use"
+
+
+class JobFinishedError(ConflictError):
+    kind = "job-finished"
+
+
+class ModelLoadError(ConflictError):
+    """A registered model whose files cannot be loaded (it is never activated)."""
+
+    kind = "model-load-failed"
+
+
+class InvalidDatasetError(DocextractError):
+    """A training dataset that is not a safe zip of FUNSD-format data; the detail names the problem."""
+
+    kind = "invalid-dataset"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
+class DatasetTooLargeError(InvalidDatasetError):
+    """A dataset zip over the size, member-count, unpacked-size or compression-ratio limits."""
+
+    kind = "dataset-too-large"
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
 def problem_response(
     status: int, kind: str, detail: str, instance: str, extra: dict[str, object] | None = None
 ) -> JSONResponse:
@@ -141,6 +212,10 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, "validation-error", detail, request.url.path, {"errors": errors})
 
 
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    return problem_response(500, "internal-error", "internal server error", request.url.path)
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     return problem_response(exc.status_code, _http_kind(exc.status_code), str(exc.detail), request.url.path)
@@ -151,3 +226,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DocextractError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,26 +1,44 @@
 """Application factory: `create_app(settings)` wires routers, error handlers, state and lifespan."""
 
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from service import __version__
 from service.errors import install_error_handlers
-from service.routes import health
+from service.metrics import Metrics, MetricsMiddleware
+from service.pipeline import extract_document
+from service.routes import documents, health, jobs, models, training
+from service.routes import extract as extract_route
 from service.settings import Settings, get_settings
+from service.work import ExtractFn, build_services
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Prepare what the app needs on disk before it serves; nothing happens at import or build time."""
+    """Prepare the data directory, store and queue before serving; nothing happens at import or build
+    time. Embedded mode consumes the queue here; the active model loads in the background (`/readyz`
+    says when), and a request that needs it first simply waits for it."""
     settings: Settings = app.state.settings
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    yield
+    services = await run_in_threadpool(build_services, settings, app.state.extract, app.state.metrics)
+    app.state.services = services
+    if not settings.redis_url:
+        services.queue.start()
+    threading.Thread(target=services.registry.warm, name="model-warm-up", daemon=True).start()
+    try:
+        yield
+    finally:
+        await run_in_threadpool(services.queue.stop)
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the FastAPI application for the given settings (default: from the environment)."""
+def create_app(settings: Settings | None = None, extract: ExtractFn | None = None) -> FastAPI:
+    """Build the FastAPI application for the given settings (default: from the environment).
+
+    `extract` replaces the extraction pipeline (`service.pipeline.extract_document`)."""
     app = FastAPI(
         title="docextract",
         version=__version__,
@@ -28,6 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings or get_settings()
+    app.state.extract = extract or extract_document
+    app.state.metrics = Metrics()
     install_error_handlers(app)
-    app.include_router(health.router)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    for module in (health, extract_route, documents, jobs, models, training):
+        app.include_router(module.router)
     return app

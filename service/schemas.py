@@ -1,6 +1,6 @@
 """Pydantic response and request models of the HTTP API."""
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -124,3 +124,99 @@ class ExtractionResult(BaseModel):
     pages: list[PageResult]
     key_values: list[KeyValue] = Field(default_factory=list)
     timings_ms: StageTimings
+
+
+# --- Stored documents, jobs, training runs and models (service/routes/) ----------------------------------
+
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class StoredDocument(BaseModel):
+    """An uploaded document kept by the service; its id is the SHA-256 of its bytes."""
+
+    id: str = Field(description="SHA-256 of the uploaded bytes.")
+    filename: str | None
+    format: str | None = Field(description="Format detected from the content: pdf, png, jpeg, tiff, json...")
+    size: int = Field(description="Size in bytes.")
+    created: str
+    result_url: str | None = Field(description="Where the latest result is, once a job has produced one.")
+    result_model: str | None = Field(None, description="Model id of the latest result.")
+
+
+class DocumentList(BaseModel):
+    documents: list[StoredDocument]
+    total: int
+    limit: int
+    offset: int
+
+
+class JobProgress(BaseModel):
+    done: int = Field(description="Documents that reached a final status.")
+    total: int
+
+
+class JobDocument(BaseModel):
+    document_id: str
+    filename: str | None
+    status: Status
+    error: str | None = None
+    result_url: str | None = Field(None, description="Where the result is, once the document succeeded.")
+
+
+class Job(BaseModel):
+    """An asynchronous batch. It ends `succeeded` when every document succeeded, `failed` when any
+    failed (see each document's `error`), `cancelled` when cancelled."""
+
+    id: str
+    status: Status
+    created: str
+    started: str | None = None
+    finished: str | None = None
+    model: str = Field(description="Model id every document of the job runs on.")
+    progress: JobProgress
+    documents: list[JobDocument]
+    callback_url: str | None = None
+
+
+class TrainingProgress(BaseModel):
+    epoch: int = 0
+    step: int = 0
+    total_steps: int = 0
+
+
+class EpochMetrics(BaseModel):
+    epoch: int
+    loss: float | None
+    entity_f1: float | None = Field(description="Validation entity F1 (seqeval-style spans).")
+    relation_f1: float | None = Field(None, description="Validation relation F1, when the model has one.")
+
+
+class TrainingRun(BaseModel):
+    id: str
+    status: Status
+    created: str
+    started: str | None = None
+    finished: str | None = None
+    base_model: str
+    epochs: int
+    validation_fraction: float
+    documents: int = Field(description="Annotated pages in the dataset.")
+    progress: TrainingProgress
+    metrics: list[EpochMetrics]
+    model_id: str | None = Field(None, description="The trained model, on success.")
+    error: str | None = None
+
+
+class RegisteredModel(BaseModel):
+    id: str
+    labels: list[str]
+    metrics: dict[str, Any]
+    created: str
+    source_run: str | None = Field(description="Training run that produced the model (None if built in).")
+    builtin: bool
+    active: bool = Field(description="New requests without a `model` run on the active model.")
+
+
+class ModelList(BaseModel):
+    models: list[RegisteredModel]
+    active: str

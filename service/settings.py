@@ -54,6 +54,54 @@ class Settings(BaseSettings):
         True, description="Detect pages scanned at 90/180/270 degrees (tesseract OSD) and turn them upright."
     )
 
+    # Storage, queue and models (service/store.py, service/queue.py, service/registry.py).
+    redis_url: str | None = Field(
+        None,
+        description="Redis URL of the distributed queue (e.g. `redis://host:6379/0`); run "
+        "`docextract worker` processes to consume it. Unset = embedded SQLite queue consumed inside "
+        "`docextract serve`.",
+    )
+    queue_workers: int = Field(
+        1, ge=1, le=64, description="Documents processed at once by each consumer (embedded or worker)."
+    )
+    queue_poll_s: float = Field(
+        0.5, gt=0, le=10, description="Longest wait of an idle SQLite-queue consumer between two polls."
+    )
+    lease_s: float = Field(
+        30.0,
+        gt=0,
+        description="A running document or training run whose worker stops renewing its lease for this long "
+        "is handed to another worker (at-least-once).",
+    )
+    max_attempts: int = Field(
+        3,
+        ge=1,
+        description="Attempts per document or training run before it is failed (a lost worker counts).",
+    )
+    sqlite_journal_mode: Literal["wal", "delete"] = Field(
+        "wal",
+        description="Journal mode of the SQLite metadata and queue; `delete` for a data dir on a network "
+        "filesystem.",
+    )
+    callback_timeout_s: float = Field(10.0, gt=0, description="Time limit of each job callback request.")
+    default_model_dir: Path | None = Field(
+        None, description="Model folder served as the model `default`; unset = the bundled model."
+    )
+    model_variant: Literal["int8", "fp32"] = Field(
+        "int8", description="Which ONNX graph of a model is served: dynamically quantised int8, or fp32."
+    )
+    model_threads: int = Field(0, ge=0, description="onnxruntime threads per model; 0 = one per CPU core.")
+    max_dataset_bytes: int = Field(
+        500 * 1024 * 1024, ge=1, description="Largest accepted training dataset zip, in bytes."
+    )
+    max_dataset_unpacked_bytes: int = Field(
+        2 * 1024 * 1024 * 1024, ge=1, description="Most bytes a training dataset zip may unpack to."
+    )
+    max_dataset_members: int = Field(20_000, ge=1, description="Most files a training dataset zip may hold.")
+    max_dataset_ratio: float = Field(
+        200.0, gt=1, description="Highest compression ratio of any member of a training dataset zip."
+    )
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

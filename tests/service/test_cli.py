@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from service import __version__
 from service.cli import app
+from tests.service.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
@@ -62,10 +63,14 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_serve_runs_a_real_server(tmp_path: Path):
+def test_serve_runs_a_real_server(tmp_path: Path, serving_model: Path):
     port = _free_port()
     command = [sys.executable, "-m", "service", "serve", "--port", str(port)]
-    env = {"DOCEXTRACT_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    env = {
+        "DOCEXTRACT_DATA_DIR": str(tmp_path / "data"),
+        "DOCEXTRACT_DEFAULT_MODEL_DIR": str(serving_model),
+        "PATH": "/usr/bin:/bin",
+    }
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
     try:
         deadline = time.monotonic() + 30
@@ -78,7 +83,8 @@ def test_serve_runs_a_real_server(tmp_path: Path):
                 assert time.monotonic() < deadline, "server did not start in 30 s"
                 time.sleep(0.2)
         assert response.status_code == 200 and response.json()["status"] == "ok"
-        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()["ready"] is True
+        ready = wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()["ready"], 30)
+        assert ready is True
     finally:
         process.terminate()
         process.wait(timeout=10)

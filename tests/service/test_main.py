@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -7,11 +8,13 @@ from service import __version__
 from service.errors import PROBLEM_CONTENT_TYPE
 from service.main import create_app
 from service.settings import Settings
+from tests.service.support import wait_for
 
 
 @pytest.fixture
 def client(tmp_path: Path):
-    with TestClient(create_app(Settings(data_dir=tmp_path / "data"))) as test_client:
+    settings = Settings(data_dir=tmp_path / "data", default_model_dir=tmp_path / "no-model")
+    with TestClient(create_app(settings)) as test_client:
         yield test_client
 
 
@@ -21,18 +24,23 @@ def test_healthz(client: TestClient):
     assert response.json() == {"status": "ok", "version": __version__}
 
 
-def test_readyz_creates_the_data_dir_and_reports_ready(client: TestClient, tmp_path: Path):
+def test_readyz_creates_the_data_dir_and_reports_ready(api: TestClient, tmp_path: Path):
     assert (tmp_path / "data").is_dir()
-    response = client.get("/readyz")
-    assert response.status_code == 200
-    assert response.json() == {"ready": True, "checks": {"data_dir": True}}
+    response = wait_for(lambda: (r := api.get("/readyz")).status_code == 200 and r)
+    assert response.json() == {"ready": True, "checks": {"data_dir": True, "queue": True, "model": True}}
 
 
-def test_readyz_is_503_when_the_data_dir_is_gone(client: TestClient, tmp_path: Path):
-    (tmp_path / "data").rmdir()
+def test_readyz_is_503_without_a_model(client: TestClient):
     response = client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["ready"] is False
+    assert response.json() == {"ready": False, "checks": {"data_dir": True, "queue": True, "model": False}}
+
+
+def test_readyz_is_503_when_the_data_dir_is_gone(api: TestClient, tmp_path: Path):
+    shutil.rmtree(tmp_path / "data")
+    response = api.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["ready"] is False and response.json()["checks"]["data_dir"] is False
 
 
 def test_unknown_route_is_a_problem_document(client: TestClient):

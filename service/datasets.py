@@ -1,0 +1,127 @@
+"""Training datasets uploaded as a zip of FUNSD-format data, unpacked safely and validated.
+
+The archive is checked before anything is written: at most `max_dataset_members` members and
+`max_dataset_unpacked_bytes` in total, no member compressed more than `max_dataset_ratio` times (zip
+bombs), no absolute paths, drive letters, `..` parts or symlinks (path traversal), no encrypted members.
+Members are then streamed out with their sizes counted again (headers can lie). The result must be
+readable by `model.funsd.read_dataset` (`annotations/*.json` and `images/*`, at the top or in one folder).
+"""
+
+import shutil
+import stat
+import zipfile
+from io import BytesIO
+from pathlib import Path, PurePosixPath
+
+from model.funsd import Document, FunsdFormatError, read_dataset
+from service.errors import DatasetTooLargeError, InvalidDatasetError
+from service.settings import Settings
+
+CHUNK = 1 << 20
+RATIO_MIN_BYTES = 1024  # tiny members compress by odd ratios and cannot be bombs
+IGNORED_PREFIXES = ("__MACOSX/",)
+
+
+def member_path(info: zipfile.ZipInfo) -> PurePosixPath | None:
+    """The member's relative path, None for entries to skip; InvalidDatasetError for unsafe names."""
+    name = info.filename
+    if name.startswith(IGNORED_PREFIXES) or info.is_dir():
+        return None
+    path = PurePosixPath(name)
+    if "\\" in name or path.is_absolute() or (len(name) > 1 and name[1] == ":") or ".." in path.parts:
+        raise InvalidDatasetError(f"unsafe path in the dataset zip: {name!r}")
+    if stat.S_ISLNK(info.external_attr >> 16):
+        raise InvalidDatasetError(f"the dataset zip holds a symbolic link: {name!r}")
+    if info.flag_bits & 0x1:
+        raise InvalidDatasetError(f"the dataset zip holds an encrypted member: {name!r}")
+    return path
+
+
+def check_archive(
+    archive: zipfile.ZipFile, settings: Settings
+) -> list[tuple[zipfile.ZipInfo, PurePosixPath]]:
+    """The members to unpack, after every limit and name check."""
+    infos = archive.infolist()
+    if len(infos) > settings.max_dataset_members:
+        raise DatasetTooLargeError(
+            f"the dataset zip has {len(infos)} members, the limit is {settings.max_dataset_members}"
+        )
+    total = sum(info.file_size for info in infos)
+    if total > settings.max_dataset_unpacked_bytes:
+        raise DatasetTooLargeError(
+            f"the dataset unpacks to {total} bytes, the limit is {settings.max_dataset_unpacked_bytes}"
+        )
+    members = []
+    for info in infos:
+        path = member_path(info)
+        if path is None:
+            continue
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size >= RATIO_MIN_BYTES and ratio > settings.max_dataset_ratio:
+            raise DatasetTooLargeError(
+                f"{info.filename!r} is compressed {ratio:.0f} times, "
+                f"the limit is {settings.max_dataset_ratio:g}"
+            )
+        members.append((info, path))
+    return members
+
+
+def copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int) -> int:
+    """Stream one member out, counting its real size; returns the bytes written."""
+    written = 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with archive.open(info) as source, target.open("wb") as sink:
+        while chunk := source.read(CHUNK):
+            written += len(chunk)
+            if written > info.file_size or written > budget:
+                raise DatasetTooLargeError(f"{info.filename!r} unpacks to more bytes than its header says")
+            sink.write(chunk)
+    return written
+
+
+def dataset_root(folder: Path) -> Path:
+    """`folder` itself, or its one subfolder, whichever holds `annotations/`."""
+    if (folder / "annotations").is_dir():
+        return folder
+    children = [p for p in folder.iterdir() if p.is_dir()]
+    if len(children) == 1 and (children[0] / "annotations").is_dir():
+        return children[0]
+    raise InvalidDatasetError(
+        "the dataset zip has no annotations/ folder: expected annotations/*.json and images/* at its top "
+        "level or inside one folder (FUNSD format)"
+    )
+
+
+def validate(root: Path, folder: Path) -> list[Document]:
+    try:
+        return read_dataset(root)
+    except FunsdFormatError as exc:
+        message = str(exc).replace(f"{folder}/", "").replace(str(folder), ".")
+        raise InvalidDatasetError(f"the dataset is not valid FUNSD format: {message}") from exc
+
+
+def unpack_dataset(data: bytes, folder: Path, settings: Settings) -> tuple[Path, list[Document]]:
+    """Unpack a dataset zip into `folder` (created; removed again on any error) and validate it.
+    Returns the dataset root and its documents."""
+    if len(data) > settings.max_dataset_bytes:
+        raise DatasetTooLargeError(
+            f"the dataset zip has {len(data)} bytes, the limit is {settings.max_dataset_bytes}"
+        )
+    try:
+        archive = zipfile.ZipFile(BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise InvalidDatasetError(f"the dataset is not a zip archive: {exc}") from exc
+    folder.mkdir(parents=True, exist_ok=False)
+    try:
+        with archive:
+            budget = settings.max_dataset_unpacked_bytes
+            for info, path in check_archive(archive, settings):
+                budget -= copy_member(archive, info, folder.joinpath(*path.parts), budget)
+        root = dataset_root(folder)
+        return root, validate(root, folder)
+    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise InvalidDatasetError(f"the dataset zip cannot be unpacked: {exc}") from exc
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise

@@ -1,0 +1,216 @@
+"""The model registry: the built-in `default` model plus trained models under `DATA_DIR/models/<id>/`.
+
+A registered model is an ONNX serving folder (see `model.onnx_meta`) with a `registry.json` beside it (id,
+created, source training run); folders without it (e.g. the pipeline's export cache) are not models of the
+registry. The active model's id is in `DATA_DIR/models/active.json`, replaced atomically by `activate`,
+so every process sharing the data directory (API, workers) sees the same active model.
+
+`use(model_id)` resolves the id once and hands out the loaded runtime; a request keeps that runtime to its
+end, so activating or deleting a model never changes the model of a request already running. Runtimes are
+loaded once per process and cached (the active model and the most recently used others).
+"""
+
+import contextlib
+import json
+import shutil
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model.onnx_meta import ONNX_META_FILE, OnnxMeta
+from model.runtime import Runtime
+from service.errors import ModelInUseError, ModelLoadError, ModelNotFoundError, NotReadyError
+from service.settings import Settings
+from service.store import now_iso, write_atomic
+
+DEFAULT_ID = "default"
+ENTRY_FILE = "registry.json"
+ACTIVE_FILE = "active.json"
+CACHED_RUNTIMES = 3
+
+Loader = Callable[[Path, Settings], Runtime]
+
+
+def load_runtime(path: Path, settings: Settings) -> Runtime:
+    import os
+
+    threads = settings.model_threads or os.cpu_count() or 1
+    return Runtime.load(path, settings.model_variant, threads)
+
+
+def default_model_path(settings: Settings) -> Path:
+    """The serving folder of the `default` model (may export the bundled weights once; see pipeline)."""
+    from service.pipeline import serving_model_dir
+
+    return serving_model_dir(settings, settings.default_model_dir)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    id: str
+    path: Path
+    labels: list[str]
+    metrics: dict[str, Any]
+    created: str
+    source_run: str | None
+    builtin: bool
+    training: dict[str, Any] = field(default_factory=dict)
+
+
+def read_entry(model_id: str, path: Path, builtin: bool) -> ModelEntry:
+    artifact = OnnxMeta.load(path).artifact
+    extra = json.loads((path / ENTRY_FILE).read_text(encoding="utf-8")) if not builtin else {}
+    return ModelEntry(
+        id=model_id,
+        path=path,
+        labels=list(artifact.label_set.labels),
+        metrics=artifact.metrics,
+        created=extra.get("created", artifact.created),
+        source_run=extra.get("source_run"),
+        builtin=builtin,
+        training=artifact.training,
+    )
+
+
+class Registry:
+    """Models of one data directory, and this process's loaded runtimes."""
+
+    def __init__(self, settings: Settings, loader: Loader = load_runtime) -> None:
+        self.settings = settings
+        self.root = settings.data_dir / "models"
+        self._loader = loader
+        self._lock = threading.Lock()
+        self._default_lock = threading.Lock()
+        self._load_locks: dict[str, threading.Lock] = {}
+        self._runtimes: OrderedDict[str, Runtime] = OrderedDict()
+        self._default_path: Path | None = None
+
+    def _default(self) -> ModelEntry:
+        with self._default_lock:  # the first call may export the bundled weights; others wait for it
+            if self._default_path is None:
+                try:
+                    self._default_path = default_model_path(self.settings)
+                except (FileNotFoundError, RuntimeError, ValueError) as exc:
+                    raise NotReadyError(f"the default model is not available: {exc}") from exc
+            return read_entry(DEFAULT_ID, self._default_path, builtin=True)
+
+    def entry(self, model_id: str) -> ModelEntry:
+        if model_id == DEFAULT_ID:
+            return self._default()
+        path = self.root / model_id
+        if not model_id.startswith("mdl_") or not (path / ENTRY_FILE).is_file():
+            raise ModelNotFoundError(f"no model {model_id!r}; GET /v1/models lists them")
+        return read_entry(model_id, path, builtin=False)
+
+    def entries(self) -> list[ModelEntry]:
+        """Every model: `default` first (when available), then trained ones by creation time."""
+        found = []
+        with contextlib.suppress(NotReadyError):
+            found.append(self._default())
+        paths = sorted(self.root.glob(f"mdl_*/{ENTRY_FILE}")) if self.root.is_dir() else []
+        trained = []
+        for marker in paths:
+            try:
+                trained.append(read_entry(marker.parent.name, marker.parent, builtin=False))
+            except (OSError, ValueError):
+                continue  # half-deleted or foreign folder
+        return found + sorted(trained, key=lambda e: (e.created, e.id))
+
+    def active_id(self) -> str:
+        try:
+            model_id = json.loads((self.root / ACTIVE_FILE).read_text(encoding="utf-8"))["id"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return DEFAULT_ID
+        return (
+            model_id
+            if model_id == DEFAULT_ID or (self.root / model_id / ENTRY_FILE).is_file()
+            else DEFAULT_ID
+        )
+
+    def resolve(self, model_id: str | None) -> str:
+        """The id a request will run on: the given one (checked) or the active one."""
+        model_id = model_id or self.active_id()
+        self.entry(model_id)
+        return model_id
+
+    def runtime(self, model_id: str) -> Runtime:
+        """The loaded runtime of a model (loaded on first use, then cached). Loading one model never
+        blocks requests on models already loaded."""
+        with self._lock:
+            if model_id in self._runtimes:
+                self._runtimes.move_to_end(model_id)
+                return self._runtimes[model_id]
+            load_lock = self._load_locks.setdefault(model_id, threading.Lock())
+        with load_lock:
+            with self._lock:
+                if model_id in self._runtimes:
+                    return self._runtimes[model_id]
+            entry = self.entry(model_id)
+            try:
+                runtime = self._loader(entry.path, self.settings)
+            except Exception as exc:  # onnxruntime raises its own types for broken graphs
+                raise ModelLoadError(f"model {model_id!r} cannot be loaded: {exc}") from exc
+            runtime.model_id = entry.id  # type: ignore[attr-defined]  # the pipeline reports this id
+            with self._lock:
+                self._runtimes[model_id] = runtime
+                self._evict()
+        return runtime
+
+    def _evict(self) -> None:
+        keep = {self.active_id()}
+        for model_id in list(self._runtimes):
+            if len(self._runtimes) <= CACHED_RUNTIMES:
+                break
+            if model_id not in keep:
+                del self._runtimes[model_id]  # requests holding it keep it alive until they end
+
+    def use(self, model_id: str | None) -> Runtime:
+        """The runtime a request runs on from start to end (resolved once, here)."""
+        return self.runtime(self.resolve(model_id))
+
+    def is_loaded(self) -> bool:
+        return self.active_id() in self._runtimes
+
+    def warm(self) -> bool:
+        """Load the active model now; False (not an exception) when no model is available."""
+        try:
+            self.use(None)
+        except (NotReadyError, ModelNotFoundError, ModelLoadError, OSError, ValueError, RuntimeError):
+            return False
+        return True
+
+    def activate(self, model_id: str) -> ModelEntry:
+        """Make a model the default of new requests: it is loaded first (a broken model is never
+        activated), then the pointer file is swapped atomically."""
+        entry = self.entry(model_id)
+        self.runtime(model_id)
+        write_atomic(self.root / ACTIVE_FILE, json.dumps({"id": model_id, "activated": now_iso()}).encode())
+        return entry
+
+    def delete(self, model_id: str) -> None:
+        entry = self.entry(model_id)
+        if entry.builtin:
+            raise ModelInUseError("the built-in default model cannot be deleted")
+        if self.active_id() == model_id:
+            raise ModelInUseError(f"model {model_id!r} is active; activate another model first")
+        with self._lock:
+            self._runtimes.pop(model_id, None)
+        doomed = self.root / f".deleted-{model_id}-{uuid.uuid4().hex[:8]}"
+        (self.root / model_id).rename(doomed)  # atomic: the model is gone for every reader at once
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def add(self, serving_dir: Path, source_run: str | None) -> str:
+        """Register an exported serving folder (moved in, atomically); returns the new model id."""
+        if not (serving_dir / ONNX_META_FILE).is_file():
+            raise ValueError(f"{serving_dir} is not an ONNX serving folder (no {ONNX_META_FILE})")
+        OnnxMeta.load(serving_dir)
+        model_id = f"mdl_{uuid.uuid4().hex[:16]}"
+        entry = {"id": model_id, "created": now_iso(), "source_run": source_run}
+        (serving_dir / ENTRY_FILE).write_text(json.dumps(entry, indent=2), encoding="utf-8")
+        self.root.mkdir(parents=True, exist_ok=True)
+        serving_dir.rename(self.root / model_id)
+        return model_id

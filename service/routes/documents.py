@@ -1,0 +1,132 @@
+"""Stored documents: upload, list, read, delete; their latest result and page overlays."""
+
+from typing import BinaryIO
+
+from fastapi import APIRouter, Depends, File, Path, Query, Response, UploadFile
+from PIL import Image
+
+from service.errors import DocumentNotFoundError, ResultNotFoundError, UploadTooLargeError
+from service.overlay import overlay_png
+from service.pages import detect_format, load_document
+from service.schemas import DocumentList, ExtractionResult, PageResult, Problem, StoredDocument
+from service.views import document_view
+from service.work import Services, get_services
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+DocumentId = Path(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the document's bytes.")
+NOT_FOUND = {404: {"model": Problem, "description": "No such document (or no result yet)."}}
+CHUNK = 1 << 20
+
+
+def read_upload(stream: BinaryIO, limit: int, name: str | None = None) -> bytes:
+    """All bytes of an upload, refusing more than `limit` without reading them all."""
+    chunks, size = [], 0
+    while chunk := stream.read(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            what = f"the upload {name!r}" if name else "the upload"
+            raise UploadTooLargeError(f"{what} has more than {limit} bytes, the limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def stored_document(services: Services, document_id: str) -> dict[str, object]:
+    row = services.store.get_document(document_id)
+    if row is None:
+        raise DocumentNotFoundError(f"no document {document_id}")
+    return row
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=StoredDocument,
+    summary="Store a document",
+    responses={415: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Problem}},
+)
+def upload_document(
+    response: Response,
+    file: UploadFile = File(description="PDF, PNG, JPEG, TIFF, BMP, WebP or JSON pages."),
+    services: Services = Depends(get_services),
+) -> StoredDocument:
+    """Store an upload (its id is the SHA-256 of its bytes; the same bytes twice are one document)."""
+    data = read_upload(file.file, services.settings.max_upload_bytes, file.filename)
+    row = services.store.add_document(data, file.filename, detect_format(data))
+    response.headers["Location"] = f"/v1/documents/{row['id']}"
+    return document_view(row)
+
+
+@router.get("", response_model=DocumentList, summary="List stored documents")
+def list_documents(
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
+    services: Services = Depends(get_services),
+) -> DocumentList:
+    rows, total = services.store.list_documents(limit, offset)
+    return DocumentList(documents=[document_view(r) for r in rows], total=total, limit=limit, offset=offset)
+
+
+@router.get("/{document_id}", response_model=StoredDocument, responses=NOT_FOUND, summary="A stored document")
+def get_document(document_id: str = DocumentId, services: Services = Depends(get_services)) -> StoredDocument:
+    return document_view(stored_document(services, document_id))
+
+
+@router.delete("/{document_id}", status_code=204, responses=NOT_FOUND, summary="Delete a stored document")
+def delete_document(document_id: str = DocumentId, services: Services = Depends(get_services)) -> Response:
+    if not services.store.delete_document(document_id):
+        raise DocumentNotFoundError(f"no document {document_id}")
+    return Response(status_code=204)
+
+
+def latest_result(services: Services, document_id: str) -> ExtractionResult:
+    stored_document(services, document_id)
+    data = services.store.document_result(document_id)
+    if data is None:
+        raise ResultNotFoundError(f"document {document_id} has no result yet: process it with POST /v1/jobs")
+    return ExtractionResult.model_validate_json(data)
+
+
+@router.get(
+    "/{document_id}/result",
+    response_model=ExtractionResult,
+    responses=NOT_FOUND,
+    summary="The latest extraction result of a document",
+)
+def get_result(document_id: str = DocumentId, services: Services = Depends(get_services)) -> ExtractionResult:
+    return latest_result(services, document_id)
+
+
+def page_image(services: Services, document_id: str, page: PageResult) -> Image.Image | None:
+    """The page image the result's boxes refer to (turned upright as OCR did, at the result's size)."""
+    data = services.store.read_file(document_id)
+    image = load_document(data, services.settings, str(page.page))[0].image
+    if image is None:
+        return None
+    if page.rotation:
+        image = image.rotate(-page.rotation, expand=True)
+    if image.size != (page.width, page.height):
+        image = image.resize((page.width, page.height))
+    return image
+
+
+@router.get(
+    "/{document_id}/pages/{page}/overlay.png",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}, "description": "The page with its entities drawn."}}
+    | NOT_FOUND,
+    summary="A page of the latest result drawn over its image",
+)
+def get_overlay(
+    document_id: str = DocumentId,
+    page: int = Path(ge=1, description="1-based page number."),
+    services: Services = Depends(get_services),
+) -> Response:
+    result = latest_result(services, document_id)
+    found = next((p for p in result.pages if p.page == page), None)
+    if found is None:
+        pages = ", ".join(str(p.page) for p in result.pages)
+        raise ResultNotFoundError(
+            f"page {page} is not in the result of document {document_id} (pages: {pages})"
+        )
+    png = overlay_png(page_image(services, document_id, found), found)
+    return Response(content=png, media_type="image/png")

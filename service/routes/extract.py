@@ -1,0 +1,129 @@
+"""Synchronous extraction: one document in, its `ExtractionResult` out (the pipeline runs in a thread)."""
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from service.errors import BadRequestError, DocextractError, UploadTooLargeError
+from service.pages import JsonDocument, parse_page_selection
+from service.routes.documents import read_upload
+from service.schemas import ExtractionResult, ExtractOptions, Problem
+from service.work import Services, get_services
+
+router = APIRouter(prefix="/v1", tags=["extract"])
+MULTIPART = "multipart/form-data"
+
+
+def inline_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A JSON schema with its `$defs` references replaced by the definitions (OpenAPI cannot resolve
+    `#/$defs/...` inside a request body)."""
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(value) for value in node]
+        return node
+
+    return resolve(schema)  # type: ignore[no-any-return]
+
+
+REQUEST_BODY = {
+    "required": True,
+    "content": {
+        MULTIPART: {
+            "schema": {
+                "type": "object",
+                "required": ["file"],
+                "properties": {"file": {"type": "string", "format": "binary"}},
+            }
+        },
+        "application/json": {"schema": inline_schema(JsonDocument.model_json_schema())},
+        "application/octet-stream": {
+            "schema": {"type": "string", "format": "binary"},
+            "description": "The document's bytes (any supported format) as the whole body.",
+        },
+    },
+}
+
+
+def query_options(
+    model: str | None = Query(None, description="Model id; default: the active model."),
+    ocr_lang: str | None = Query(
+        None, pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$", description="Tesseract language(s), e.g. `eng+deu`."
+    ),
+    dpi: int | None = Query(None, ge=36, le=1200, description="Resolution PDF pages are rasterised at."),
+    pages: str | None = Query(None, description="1-based page selection, e.g. `1-3,5`; default: all."),
+) -> ExtractOptions:
+    """The per-document options, from query parameters."""
+    if pages is not None and pages.strip():
+        parse_page_selection(pages)
+    return ExtractOptions(model=model, ocr_language=ocr_lang, dpi=dpi, pages=pages)
+
+
+async def read_stream(request: Request, limit: int) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise UploadTooLargeError(f"the upload has more than {limit} bytes, the limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def request_document(request: Request, limit: int) -> bytes:
+    """The document of a request: the multipart field `file`, or else the whole body."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit + 65536:
+        raise UploadTooLargeError(f"the request has {declared} bytes, the upload limit is {limit}")
+    if request.headers.get("content-type", "").startswith(MULTIPART):
+        async with request.form(max_files=1) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise BadRequestError("a multipart request needs the document in the field `file`")
+            return await run_in_threadpool(read_upload, upload.file, limit, upload.filename)
+    return await read_stream(request, limit)
+
+
+def run_extraction(services: Services, data: bytes, options: ExtractOptions) -> ExtractionResult:
+    """Blocking: resolve the model once (the request keeps that runtime to its end) and extract."""
+    runtime = services.registry.use(options.model)
+    options = options.model_copy(update={"model": runtime.model_id})  # type: ignore[attr-defined]
+    try:
+        result = services.extract(data, options, services.settings, runtime)
+    except DocextractError:
+        services.metrics.observe_failure("extract")
+        raise
+    services.metrics.observe_result(result, "extract")
+    return result
+
+
+@router.post(
+    "/extract",
+    response_model=ExtractionResult,
+    summary="Extract one document synchronously",
+    openapi_extra={"requestBody": REQUEST_BODY},
+    responses={
+        400: {"model": Problem},
+        404: {"model": Problem, "description": "No such model."},
+        413: {"model": Problem},
+        415: {"model": Problem},
+        422: {"model": Problem},
+        503: {"model": Problem, "description": "No model is available."},
+    },
+)
+async def extract(
+    request: Request,
+    options: ExtractOptions = Depends(query_options),
+    services: Services = Depends(get_services),
+) -> ExtractionResult:
+    """Words, entities, relations and key-value pairs of an upload: a multipart `file`, a JSON pages
+    document (`{"pages": [{"width", "height", "image"?, "words": [{"text", "box", "line"?}]}]}`), or the
+    raw bytes of a PDF or image as the body."""
+    data = await request_document(request, services.settings.max_upload_bytes)
+    return await run_in_threadpool(run_extraction, services, data, options)

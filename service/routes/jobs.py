@@ -1,0 +1,119 @@
+"""Asynchronous batch jobs: several documents through the queue, polled or announced by a callback."""
+
+import uuid
+
+import httpx
+from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile
+
+from service.errors import BadRequestError, DocumentNotFoundError, JobFinishedError, JobNotFoundError
+from service.pages import detect_format
+from service.routes.documents import read_upload
+from service.routes.extract import query_options
+from service.schemas import ExtractOptions, Job, Problem
+from service.views import job_view
+from service.work import Services, get_services
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+JobId = Path(pattern=r"^job_[0-9a-f]{32}$")
+NOT_FOUND = {404: {"model": Problem, "description": "No such job."}}
+
+
+def check_callback(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise BadRequestError(f"callback_url {url!r} is not a URL: {exc}") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise BadRequestError(f"callback_url must be an absolute http(s) URL, got {url!r}")
+    return url
+
+
+def job_documents(
+    services: Services, files: list[UploadFile], document_ids: list[str]
+) -> list[tuple[str, str | None]]:
+    """(document id, filename) of every upload (stored now) and every named stored document."""
+    ids = [part.strip() for value in document_ids for part in value.split(",") if part.strip()]
+    if not files and not ids:
+        raise BadRequestError(
+            "a job needs at least one file (`files`) or stored document id (`document_ids`)"
+        )
+    documents = []
+    for document_id in ids:
+        row = services.store.get_document(document_id)
+        if row is None:
+            raise DocumentNotFoundError(f"no document {document_id}; upload it with POST /v1/documents")
+        documents.append((document_id, row["filename"]))
+    for upload in files:
+        data = read_upload(upload.file, services.settings.max_upload_bytes, upload.filename)
+        row = services.store.add_document(data, upload.filename, detect_format(data))
+        documents.append((row["id"], upload.filename))
+    return documents
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=Job,
+    summary="Start a batch job",
+    responses={
+        202: {"headers": {"Location": {"description": "The job's URL.", "schema": {"type": "string"}}}},
+        400: {"model": Problem},
+        404: {"model": Problem, "description": "A named document or model does not exist."},
+        413: {"model": Problem},
+        415: {"model": Problem},
+    },
+)
+def create_job(
+    response: Response,
+    files: list[UploadFile] = File(default=[], description="Documents to process."),
+    document_ids: list[str] = Form(
+        default=[], description="Ids of stored documents (repeat, or comma-separate)."
+    ),
+    callback_url: str | None = Form(None, description="POSTed the job (as GET returns it) once it ends."),
+    options: ExtractOptions = Depends(query_options),
+    services: Services = Depends(get_services),
+) -> Job:
+    """Queue every document; returns at once (202) with the job and its `Location`."""
+    callback = check_callback(callback_url)
+    model = services.registry.resolve(options.model)
+    documents = job_documents(services, files, document_ids)
+    job_id = f"job_{uuid.uuid4().hex}"
+    job_options = ExtractOptions(**{**options.model_dump(), "model": model})
+    services.store.create_job(job_id, documents, job_options.model_dump(), callback)
+    job = services.store.get_job(job_id)
+    assert job is not None
+    items = [item["id"] for item in job["documents"]]
+    for item_id in items:
+        services.queue.enqueue_document(item_id)
+    services.store.mark_enqueued("job_documents", items)
+    response.headers["Location"] = f"/v1/jobs/{job_id}"
+    return job_view(job)
+
+
+def existing_job(services: Services, job_id: str) -> Job:
+    job = services.store.get_job(job_id)
+    if job is None:
+        raise JobNotFoundError(f"no job {job_id}")
+    return job_view(job)
+
+
+@router.get("/{job_id}", response_model=Job, responses=NOT_FOUND, summary="A job's status and progress")
+def get_job(job_id: str = JobId, services: Services = Depends(get_services)) -> Job:
+    return existing_job(services, job_id)
+
+
+@router.delete(
+    "/{job_id}",
+    response_model=Job,
+    responses=NOT_FOUND | {409: {"model": Problem, "description": "The job has already ended."}},
+    summary="Cancel a job",
+)
+def cancel_job(job_id: str = JobId, services: Services = Depends(get_services)) -> Job:
+    """Documents not yet finished are cancelled (a running one finishes but its result is not kept)."""
+    existing_job(services, job_id)
+    if not services.store.cancel_job(job_id):
+        raise JobFinishedError(f"job {job_id} has already ended")
+    services.worker.notify(job_id)
+    return existing_job(services, job_id)

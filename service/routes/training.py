@@ -1,0 +1,79 @@
+"""Training runs: upload a FUNSD-format dataset zip, train in a child process, get a new model."""
+
+import uuid
+
+from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile
+
+from service.datasets import unpack_dataset
+from service.errors import TrainingRunNotFoundError
+from service.routes.documents import read_upload
+from service.schemas import Problem, TrainingRun
+from service.views import run_view
+from service.work import Services, get_services
+
+router = APIRouter(prefix="/v1/training-runs", tags=["training"])
+RunId = Path(pattern=r"^run_[0-9a-f]{32}$")
+
+
+def check_base_model(services: Services, base_model: str) -> None:
+    if base_model != "minilm":
+        services.registry.entry(base_model)  # ModelNotFoundError / NotReadyError
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=TrainingRun,
+    summary="Start a training run",
+    responses={
+        202: {"headers": {"Location": {"description": "The run's URL.", "schema": {"type": "string"}}}},
+        404: {"model": Problem, "description": "No such base model."},
+        413: {"model": Problem, "description": "The dataset is over a size limit."},
+        422: {"model": Problem, "description": "The dataset is not a safe zip of FUNSD-format data."},
+    },
+)
+def create_run(
+    response: Response,
+    dataset: UploadFile = File(description="Zip of annotations/*.json and images/* (FUNSD format)."),
+    base_model: str = Form(
+        "default",
+        pattern=r"^(default|minilm|mdl_[0-9a-f]{16})$",
+        description="Start from the `default` model, a trained model's id, or the plain `minilm` encoder.",
+    ),
+    epochs: int = Form(10, ge=1, le=1000),
+    validation_fraction: float = Form(0.1, ge=0.0, le=0.5),
+    services: Services = Depends(get_services),
+) -> TrainingRun:
+    """Check and unpack the dataset, queue the run (one at a time per worker) and return 202 at once."""
+    check_base_model(services, base_model)
+    data = read_upload(dataset.file, services.settings.max_dataset_bytes, dataset.filename)
+    run_id = f"run_{uuid.uuid4().hex}"
+    _, documents = unpack_dataset(data, services.store.dataset_dir(run_id), services.settings)
+    options = {
+        "base_model": base_model,
+        "epochs": epochs,
+        "validation_fraction": validation_fraction,
+        "documents": len(documents),
+    }
+    services.store.create_run(run_id, options)
+    services.queue.enqueue_training(run_id)
+    services.store.mark_enqueued("training_runs", [run_id])
+    response.headers["Location"] = f"/v1/training-runs/{run_id}"
+    return existing_run(services, run_id)
+
+
+def existing_run(services: Services, run_id: str) -> TrainingRun:
+    run = services.store.get_run(run_id)
+    if run is None:
+        raise TrainingRunNotFoundError(f"no training run {run_id}")
+    return run_view(run)
+
+
+@router.get(
+    "/{run_id}",
+    response_model=TrainingRun,
+    responses={404: {"model": Problem, "description": "No such training run."}},
+    summary="A training run's status, progress and metrics",
+)
+def get_run(run_id: str = RunId, services: Services = Depends(get_services)) -> TrainingRun:
+    return existing_run(services, run_id)

@@ -1,0 +1,185 @@
+"""Training runs, executed in a child process: `python -m service.training RUN_ID CLAIM` (settings JSON on
+stdin). torch (the `train` extra) is imported in the child only, so the API and workers never load it and
+stay responsive while a run trains.
+
+The parent (`run_in_child`, a training-queue worker thread) waits for the child while the worker's lease
+keeper renews the run's lease; on shutdown it stops the child and queues the run again. The child reads the
+unpacked dataset, fine-tunes from the run's base model (`default`, a trained model id, or `minilm`), writes
+progress and per-epoch metrics to the store, exports the best epoch to ONNX, registers it as a new model
+and marks the run succeeded with the model's id (or failed with the error).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from service.settings import Settings
+from service.store import Store
+
+if TYPE_CHECKING:
+    from model.artifact import InputOptions
+    from model.config import ModelConfig
+    from service.work import Services
+
+PROGRESS_EVERY_S = 0.5
+LOG_TAIL_CHARS = 2000
+
+
+def work_dir(settings: Settings, run_id: str) -> Path:
+    return settings.data_dir / "tmp" / f"train-{run_id}"
+
+
+def _stop_child(child: subprocess.Popen[bytes]) -> None:
+    child.terminate()
+    try:
+        child.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def run_in_child(services: "Services", run_id: str, claim: str, stopping: threading.Event) -> bool:
+    """Run one claimed training run in a child process. True when it must be queued again (shutdown)."""
+    store, settings = services.store, services.settings
+    work = work_dir(settings, run_id)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    child_settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
+    with (work / "child.log").open("wb") as log:
+        command = [sys.executable, "-m", "service.training", run_id, claim]
+        child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT)
+        assert child.stdin is not None
+        child.stdin.write(child_settings.model_dump_json().encode())
+        child.stdin.close()
+        while child.poll() is None:
+            if stopping.wait(0.5):
+                _stop_child(child)
+                return store.settle("training_runs", run_id, claim, "queued")
+    tail = (work / "child.log").read_text(encoding="utf-8", errors="replace")[-LOG_TAIL_CHARS:]
+    error = f"the training process exited with code {child.returncode}: {tail.strip()}"
+    store.settle("training_runs", run_id, claim, "failed", error=error)  # no-op if the child settled it
+    shutil.rmtree(work, ignore_errors=True)
+    return False
+
+
+# --- The child process -------------------------------------------------------------------------------
+
+
+class ProgressReporter:
+    """Trainer progress events -> the run's `progress` (throttled) and `metrics` (every epoch end)."""
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self.store, self.run_id = store, run_id
+        self.progress = {"epoch": 0, "step": 0, "total_steps": 0}
+        self.metrics: list[dict[str, Any]] = []
+        self.last = 0.0
+
+    def __call__(self, event: dict[str, float]) -> None:
+        self.progress["epoch"] = int(event.get("epoch", self.progress["epoch"]))
+        if "step" in event:
+            self.progress["step"] = int(event["step"])
+            self.progress["total_steps"] = int(event["total_steps"])
+        if "val_f1" in event:
+            relation = event.get("val_relation_f1", event.get("relation_f1"))
+            self.metrics.append(
+                {"epoch": int(event["epoch"]), "loss": event.get("loss"), "entity_f1": event["val_f1"],
+                 "relation_f1": relation}
+            )  # fmt: skip
+            self.store.update_run(self.run_id, self.progress, self.metrics)
+        elif time.monotonic() - self.last >= PROGRESS_EVERY_S:
+            self.store.update_run(self.run_id, self.progress, None)
+            self.last = time.monotonic()
+
+
+def base_model_setup(settings: Settings, base_model: str) -> "tuple[ModelConfig, str, Path, InputOptions]":
+    """(config, trainer init, tokenizer path, input options) of a run's starting point."""
+    from model.artifact import TOKENIZER_FILE, WEIGHTS_FILE, ArtifactMeta, InputOptions
+
+    if base_model == "minilm":
+        from model.config import minilm_config
+        from model.minilm import minilm_tokenizer_path
+
+        return minilm_config(), "minilm", minilm_tokenizer_path(), InputOptions()
+    if base_model == "default":
+        from model.bundled import bundled_model_dir
+
+        source = settings.default_model_dir or bundled_model_dir()
+    else:
+        source = settings.data_dir / "models" / base_model
+    if not (source / WEIGHTS_FILE).is_file():
+        raise ValueError(f"model {base_model!r} has no trained weights ({WEIGHTS_FILE}) to start from")
+    meta = ArtifactMeta.load(source)
+    return meta.config, str(source), source / TOKENIZER_FILE, meta.inputs
+
+
+def train_run(settings: Settings, store: Store, run_id: str) -> str:
+    """Train, export and register; returns the new model's id."""
+    from model.artifact import META_FILE, WEIGHTS_FILE
+    from model.export import export_onnx
+    from model.train import TrainOptions, prepare_trainer
+    from service.datasets import dataset_root, validate
+    from service.registry import Registry
+
+    run = store.get_run(run_id)
+    assert run is not None
+    options = run["options"]
+    folder = store.dataset_dir(run_id)
+    documents = validate(dataset_root(folder), folder)
+    config, init, tokenizer, inputs = base_model_setup(settings, options["base_model"])
+    train_options = TrainOptions(
+        epochs=options["epochs"], validation_fraction=options["validation_fraction"], init=init, inputs=inputs
+    )
+    out = work_dir(settings, run_id) / "out"
+    reporter = ProgressReporter(store, run_id)
+    prepare_trainer(documents, out, train_options, config, tokenizer, on_progress=reporter).run()
+    if not (out / "best" / META_FILE).is_file():
+        raise RuntimeError("training ended before any epoch finished: no model to keep")
+    serving = work_dir(settings, run_id) / "serving"
+    export_onnx(out / "best", serving)
+    shutil.copyfile(out / "best" / WEIGHTS_FILE, serving / WEIGHTS_FILE)  # a base for later runs
+    return Registry(settings).add(serving, source_run=run_id)
+
+
+def watch_parent() -> None:
+    """Exit when the parent (the worker) dies, so an orphan never trains on; the lease then runs out."""
+    parent = os.getppid()
+
+    def loop() -> None:
+        while True:
+            time.sleep(1)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=loop, daemon=True).start()
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, ImportError) and "torch" in str(exc):
+        return f"training needs the train extra (torch): {exc}"
+    detail = getattr(exc, "detail", None) or str(exc)
+    return f"{type(exc).__name__}: {detail}"
+
+
+def main(argv: list[str]) -> int:
+    run_id, claim = argv
+    settings = Settings.model_validate_json(sys.stdin.read())
+    store = Store(settings.data_dir, settings.sqlite_journal_mode)
+    watch_parent()
+    try:
+        model_id = train_run(settings, store, run_id)
+    except Exception as exc:
+        traceback.print_exc()
+        store.settle("training_runs", run_id, claim, "failed", error=describe(exc))
+        return 1
+    store.settle("training_runs", run_id, claim, "succeeded", model_id=model_id, error=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,114 @@
+"""Helpers of the API tests: small documents, polling, and `docextract` child processes."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from service.settings import Settings
+
+FINAL = ("succeeded", "failed", "cancelled")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def words_document(number: int) -> bytes:
+    """A small already-recognised page (JSON words): cheap to extract, distinct bytes per `number`."""
+    words = [
+        {"text": "Name:", "box": [60, 80, 130, 100], "line": 0},
+        {"text": f"Person{number}", "box": [140, 80, 260, 100], "line": 0},
+        {"text": "Date:", "box": [60, 130, 120, 150], "line": 1},
+        {"text": f"2024-01-{number % 28 + 1:02d}", "box": [130, 130, 250, 150], "line": 1},
+        {"text": "Total:", "box": [60, 180, 130, 200], "line": 2},
+        {"text": f"{number * 7}.00", "box": [140, 180, 220, 200], "line": 2},
+    ]
+    return json.dumps({"pages": [{"width": 600, "height": 800, "words": words}]}).encode()
+
+
+def job_files(count: int, start: int = 0) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [
+        ("files", (f"doc{n}.json", words_document(n), "application/json"))
+        for n in range(start, start + count)
+    ]
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1) -> Any:
+    """Poll `check` until it returns something truthy; AssertionError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {check}")
+        time.sleep(interval)
+
+
+def wait_for_job(client: httpx.Client | Any, location: str, timeout: float = 60.0) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        job = client.get(location).json()
+        return job if job["status"] in FINAL else None
+
+    return wait_for(finished, timeout)  # type: ignore[no-any-return]
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a child process these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCEXTRACT_")}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is not None:
+            env[f"DOCEXTRACT_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+class DocextractProcess:
+    """`docextract ARGS` in a child process with the given settings; killed (or stopped) on exit."""
+
+    def __init__(self, args: list[str], settings: Settings, log: Path) -> None:
+        self.args, self.settings, self.log_path = args, settings, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> "DocextractProcess":
+        executable = Path(sys.executable).with_name("docextract")
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [str(executable), *self.args], env=settings_env(self.settings), stdout=self._log, stderr=self._log
+        )
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies at once, as in a crash (no cleanup, no graceful shutdown)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+    def output(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def __enter__(self) -> "DocextractProcess":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

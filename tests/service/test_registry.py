@@ -1,0 +1,95 @@
+"""The model registry with a real tiny exported model: list, add, activate atomically, delete."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from model.runtime import PageWords
+from service.errors import ModelInUseError, ModelLoadError, ModelNotFoundError, NotReadyError
+from service.registry import ACTIVE_FILE, DEFAULT_ID, Registry
+from service.settings import Settings
+
+PAGE = PageWords(
+    words=["Name:", "Ann"], boxes_px=[(10, 10, 60, 30), (70, 10, 120, 30)], width=600, height=800
+)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, serving_model: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", default_model_dir=serving_model, model_threads=1)
+
+
+def register_copy(registry: Registry, serving_model: Path, tmp_path: Path, run: str = "run_x") -> str:
+    copy = shutil.copytree(serving_model, tmp_path / f"copy-{run}")
+    return registry.add(copy, source_run=run)
+
+
+def test_the_default_model_is_listed_active_and_loads(settings: Settings):
+    registry = Registry(settings)
+    assert [e.id for e in registry.entries()] == [DEFAULT_ID]
+    entry = registry.entry(DEFAULT_ID)
+    assert entry.builtin and entry.labels == ["answer", "header", "question"] and entry.source_run is None
+    assert registry.active_id() == DEFAULT_ID and not registry.is_loaded()
+    assert registry.warm() and registry.is_loaded()
+    runtime = registry.use(None)
+    assert runtime.model_id == DEFAULT_ID and runtime is registry.use(DEFAULT_ID)
+
+
+def test_added_models_are_listed_with_their_source_run(
+    settings: Settings, serving_model: Path, tmp_path: Path
+):
+    registry = Registry(settings)
+    model_id = register_copy(registry, serving_model, tmp_path)
+    assert model_id.startswith("mdl_") and not (tmp_path / "copy-run_x").exists()
+    assert [e.id for e in registry.entries()] == [DEFAULT_ID, model_id]
+    assert registry.entry(model_id).source_run == "run_x" and not registry.entry(model_id).builtin
+
+
+def test_activate_swaps_new_requests_while_running_ones_keep_their_model(
+    settings: Settings, serving_model: Path, tmp_path: Path
+):
+    registry = Registry(settings)
+    model_id = register_copy(registry, serving_model, tmp_path)
+    in_flight = registry.use(None)  # a request that started before the swap
+    registry.activate(model_id)
+    assert registry.active_id() == model_id
+    assert Registry(settings).active_id() == model_id  # every process sharing the data dir sees it
+    assert registry.use(None).model_id == model_id
+    assert in_flight.model_id == DEFAULT_ID and in_flight.predict_pages([PAGE])[0].tags
+    assert list(registry.root.glob("*.tmp")) == [] and (registry.root / ACTIVE_FILE).is_file()
+
+
+def test_delete_refuses_the_builtin_and_the_active_model(
+    settings: Settings, serving_model: Path, tmp_path: Path
+):
+    registry = Registry(settings)
+    first = register_copy(registry, serving_model, tmp_path, "run_a")
+    second = register_copy(registry, serving_model, tmp_path, "run_b")
+    registry.activate(first)
+    with pytest.raises(ModelInUseError, match="built-in"):
+        registry.delete(DEFAULT_ID)
+    with pytest.raises(ModelInUseError, match="active"):
+        registry.delete(first)
+    registry.delete(second)
+    with pytest.raises(ModelNotFoundError):
+        registry.entry(second)
+    assert [e.id for e in registry.entries()] == [DEFAULT_ID, first]
+
+
+def test_unknown_ids_and_a_missing_default(tmp_path: Path):
+    registry = Registry(Settings(data_dir=tmp_path, default_model_dir=tmp_path / "nothing"))
+    with pytest.raises(ModelNotFoundError):
+        registry.entry("mdl_0000000000000000")
+    with pytest.raises(NotReadyError, match="default model is not available"):
+        registry.use(None)
+    assert not registry.warm() and registry.entries() == []
+
+
+def test_a_broken_model_is_never_activated(settings: Settings, serving_model: Path, tmp_path: Path):
+    registry = Registry(settings)
+    model_id = register_copy(registry, serving_model, tmp_path)
+    (registry.root / model_id / "model.int8.onnx").write_bytes(b"not a graph")
+    with pytest.raises(ModelLoadError, match="cannot be loaded"):
+        registry.activate(model_id)
+    assert registry.active_id() == DEFAULT_ID
