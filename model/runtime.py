@@ -6,6 +6,10 @@ taken at word or line level as the artifact's `inputs` say, normalised to the 0-
 overlapping windows. Windows of several pages share session calls (at most `batch_windows` rows each);
 window logits are merged per page, decoded into BIO spans and mapped back to the caller's word ids.
 
+The int8 graph quantises activations per tensor at run time, over the whole batch: a page's int8 tags can
+shift slightly (on FUNSD, about as much as int8 vs fp32 differ) with what else shares its session call.
+The fp32 graph gives the same results batched or alone; load it where that matters.
+
 Work is split in two so that callers (e.g. `service.batcher`) can reject one bad request without failing
 others: `prepare` validates and encodes pages (raises ValueError on bad input); `run_prepared` runs the model.
 """
