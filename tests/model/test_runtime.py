@@ -100,6 +100,13 @@ def test_the_trained_model_finds_entities_and_int8_agrees(exported_model, fp32_r
         assert np.mean([x == y for x, y in zip(a.tags, b.tags, strict=True)]) >= 0.95
 
 
+def test_int8_results_do_not_depend_on_the_other_pages_of_a_call(exported_model, documents):
+    int8 = Runtime.load(exported_model.onnx_dir, "int8", threads=1)
+    assert int8.batch_windows == 1
+    pages = [page_words(d, image=False) for d in documents]
+    assert int8.predict_pages(pages) == [int8.predict_pages([page])[0] for page in pages]
+
+
 def test_entities_map_back_to_the_callers_word_ids_when_words_are_shuffled(fp32_runtime, documents):
     ordered = page_words(documents[0])
     permutation = np.random.default_rng(7).permutation(len(ordered.words)).tolist()
