@@ -1,5 +1,5 @@
 # The two commands the README documents: `make serve` and `make test`. Both install first (idempotent).
-.PHONY: install serve test lint format openapi
+.PHONY: install serve test lint format openapi docs
 
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -23,3 +23,6 @@ format: install
 
 openapi: install
 	$(BIN)/docextract openapi --out openapi.yaml
+
+docs: install
+	$(BIN)/python -m service.docs README.md

@@ -77,7 +77,7 @@ def run_one(name: str, data: Path, work: Path, base: TrainOptions) -> dict[str, 
     trainer = prepare_trainer(documents, out, options, config, minilm_tokenizer_path(), on_progress=log)
     history = trainer.run()
     train_seconds = time.monotonic() - started
-    report = evaluate_model_dir(out / "best", data / "testing_data")
+    report = evaluate_model_dir(out / "best", data / "testing_data").entities
     best = max(history, key=lambda h: h.val_f1)
     return {
         "run": name,
@@ -146,7 +146,9 @@ def main() -> None:
     unknown = [n for n in names if n not in RUNS]
     if unknown:
         parser.error(f"unknown runs {unknown}")
-    base = TrainOptions(epochs=args.epochs, seed=args.seed, budget_seconds=args.budget_minutes * 60)
+    base = TrainOptions(
+        epochs=args.epochs, seed=args.seed, budget_seconds=args.budget_minutes * 60, relations=False
+    )
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     for name in names:
         results[name] = run_one(name, args.data, args.work, base)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from model.config import LabelSet, ModelConfig
+from model.relations import RelationSchema
 
 ARTIFACT_FORMAT = "docextract-model"
 ARTIFACT_VERSION = 1
@@ -36,6 +37,7 @@ class ArtifactMeta:
     training: dict[str, Any] = field(default_factory=dict)
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     docextract_version: str = "0.1.0"
+    relation_schema: RelationSchema | None = None  # set when the model has a relation head
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,6 +52,7 @@ class ArtifactMeta:
             "inputs": asdict(self.inputs),
             "metrics": self.metrics,
             "training": self.training,
+            "relations": self.relation_schema.to_list() if self.relation_schema else None,
         }
 
     @classmethod
@@ -68,6 +71,7 @@ class ArtifactMeta:
             training=data.get("training", {}),
             created=data["created"],
             docextract_version=data["docextract_version"],
+            relation_schema=RelationSchema.from_list(data["relations"]) if data.get("relations") else None,
         )
 
     def save(self, directory: Path) -> Path:

@@ -9,6 +9,7 @@ from safetensors.torch import load_file, save_file
 from model.artifact import TOKENIZER_FILE, WEIGHTS_FILE, ArtifactMeta
 from model.features import load_tokenizer, vocab_sha256
 from model.network import EntityTagger
+from model.relations import GEOMETRY_FEATURES
 
 
 def save_model(
@@ -28,6 +29,12 @@ def save_model(
     return directory
 
 
+def build_network(meta: ArtifactMeta) -> EntityTagger:
+    """An untrained network with the heads the metadata describes."""
+    relation_labels = len(meta.label_set.labels) if meta.relation_schema else 0
+    return EntityTagger(meta.config, meta.label_set.num_tags, relation_labels, GEOMETRY_FEATURES)
+
+
 def load_model(directory: Path) -> tuple[EntityTagger, ArtifactMeta]:
     """Load a saved model in fp32, checking that its tokenizer is the one it was trained with."""
     directory = Path(directory)
@@ -35,7 +42,7 @@ def load_model(directory: Path) -> tuple[EntityTagger, ArtifactMeta]:
     tokenizer = load_tokenizer(directory / TOKENIZER_FILE)
     if vocab_sha256(tokenizer) != meta.vocab_sha256:
         raise ValueError(f"{directory}: tokenizer vocabulary does not match the model's vocab_sha256")
-    model = EntityTagger(meta.config, meta.label_set.num_tags)
+    model = build_network(meta)
     state = {
         k: v.float() if v.is_floating_point() else v
         for k, v in load_file(str(directory / WEIGHTS_FILE)).items()

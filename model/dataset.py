@@ -2,7 +2,7 @@
 No torch. Input boxes come from word geometry only, never from gold entity boxes."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +26,8 @@ class PageExample:
     boxes: np.ndarray  # [N, 4] int64, 0-1000 grid (word or line boxes)
     tags: np.ndarray  # [N] int64 BIO tag ids
     entity_ids: np.ndarray  # [N] int64 gold entity id of each word
+    entity_labels: dict[int, str] = field(default_factory=dict)  # gold label of each entity id
+    links: tuple[tuple[int, int], ...] = ()  # gold (from id, to id) links as annotated
 
 
 def ordered_tags(labels: Sequence[str], entity_ids: Sequence[int], label_set: LabelSet) -> list[int]:
@@ -73,6 +75,8 @@ def document_example(
         boxes=np.asarray(grid, dtype=np.int64).reshape(-1, 4),
         tags=np.asarray(ordered_tags([labels[i] for i in order], ordered_ids, label_set), dtype=np.int64),
         entity_ids=np.asarray(ordered_ids, dtype=np.int64),
+        entity_labels={e.id: e.label for e in document.entities},
+        links=document.links,
     )
 
 

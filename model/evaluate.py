@@ -1,4 +1,4 @@
-"""Torch inference over examples and entity-level evaluation (`docextract evaluate`)."""
+"""Torch inference over examples; entity and relation evaluation (`docextract evaluate`)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -9,39 +9,55 @@ import torch
 from PIL import Image
 from tokenizers import Tokenizer
 
-from model.artifact import TOKENIZER_FILE, ArtifactMeta
+from model.artifact import TOKENIZER_FILE, ArtifactMeta, InputOptions
+from model.boxes import union_box
 from model.checkpoint import load_model
+from model.config import LabelSet
 from model.dataset import PageExample, document_example
-from model.decode import merge_window_logits, tags_to_strings
+from model.decode import Span, bio_spans, merge_window_logits, tags_to_strings
 from model.features import SpecialTokens, Window, collate, encode_words, load_tokenizer, page_pixels
 from model.funsd import read_dataset
-from model.metrics import EntityReport, entity_scores
+from model.metrics import EntityReport, Scores, entity_scores, scores
 from model.network import EntityTagger
+from model.relation_batch import (
+    EntityGroup,
+    RelationInputs,
+    gold_entities,
+    oriented_links,
+    relation_inputs,
+    window_relations,
+)
+from model.relations import RelationSchema, select_links, sigmoid
 
 
 @dataclass(frozen=True)
 class EncodedPage:
-    """An example cut into windows, with its page pixels (computed once)."""
+    """An example cut into windows, with its page pixels (computed once) and, for models with a relation
+    head, each window's relation training inputs."""
 
     example: PageExample
     windows: list[Window]
     pixels: np.ndarray
+    relations: list[RelationInputs] | None = None
 
 
-def encode_page(example: PageExample, tokenizer: Tokenizer, meta_inputs, image_size: int) -> EncodedPage:
-    windows = encode_words(
-        tokenizer,
-        example.words,
-        example.boxes,
-        example.tags,
-        meta_inputs.max_tokens,
-        meta_inputs.overlap_tokens,
-    )
+def encode_page(
+    example: PageExample,
+    tokenizer: Tokenizer,
+    inputs: InputOptions,
+    image_size: int,
+    relations: tuple[RelationSchema, LabelSet] | None = None,
+) -> EncodedPage:
+    words, boxes, tags = example.words, example.boxes, example.tags
+    windows = encode_words(tokenizer, words, boxes, tags, inputs.max_tokens, inputs.overlap_tokens)
     image = None
     if example.image_path is not None:
         with Image.open(example.image_path) as opened:
             image = opened.convert("RGB")
-    return EncodedPage(example, windows, page_pixels(image, image_size))
+    window_inputs = None
+    if relations is not None:
+        window_inputs = [window_relations(w, example, *relations) for w in windows]
+    return EncodedPage(example, windows, page_pixels(image, image_size), window_inputs)
 
 
 def as_tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -49,33 +65,130 @@ def as_tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
 
 
 @torch.no_grad()
+def predict_words(
+    model: EntityTagger, page: EncodedPage, pad_id: int, batch_size: int = 8
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-word logits [N, T] and encoder states [N, H] for one page, windows merged."""
+    model.eval()
+    logits: list[np.ndarray] = []
+    states: list[np.ndarray] = []
+    for start in range(0, len(page.windows), batch_size):
+        chunk = page.windows[start : start + batch_size]
+        batch = as_tensors(collate(chunk, [page.pixels] * len(chunk), pad_id))
+        chunk_states, chunk_logits = (t.float().numpy() for t in model.states_and_logits(**batch))
+        for row, window in enumerate(chunk):
+            logits.append(chunk_logits[row, : len(window.input_ids)])
+            states.append(chunk_states[row, : len(window.input_ids)])
+    index = [w.word_index for w in page.windows]
+    count = len(page.example.words)
+    return merge_window_logits(index, logits, count), merge_window_logits(index, states, count)
+
+
 def predict_word_logits(
     model: EntityTagger, page: EncodedPage, pad_id: int, batch_size: int = 8
 ) -> np.ndarray:
     """Per-word logits [N, T] for one page, windows merged."""
-    model.eval()
-    logits: list[np.ndarray] = []
-    for start in range(0, len(page.windows), batch_size):
-        chunk = page.windows[start : start + batch_size]
-        batch = as_tensors(collate(chunk, [page.pixels] * len(chunk), pad_id))
-        output = model(**batch).float().numpy()
-        logits.extend(output[row, : len(window.input_ids)] for row, window in enumerate(chunk))
-    return merge_window_logits([w.word_index for w in page.windows], logits, len(page.example.words))
+    return predict_words(model, page, pad_id, batch_size)[0]
+
+
+@dataclass(frozen=True)
+class EvaluationReport:
+    """Entity scores, and relation scores with gold entities and end to end (models with a relation head)."""
+
+    entities: EntityReport
+    relations_gold_entities: Scores | None = None
+    relations_end_to_end: Scores | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        relations = None
+        if self.relations_gold_entities is not None and self.relations_end_to_end is not None:
+            relations = {
+                "gold_entities": self.relations_gold_entities.to_dict(),
+                "end_to_end": self.relations_end_to_end.to_dict(),
+            }
+        return {"entities": self.entities.to_dict(), "relations": relations}
+
+
+@torch.no_grad()
+def link_probabilities(
+    model: EntityTagger, word_states: np.ndarray, group: EntityGroup, meta: ArtifactMeta
+) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate pairs among the group's entities and their link probabilities."""
+    assert model.relation_head is not None and meta.relation_schema is not None
+    inputs = relation_inputs(group, group.first_words, meta.relation_schema, meta.label_set, set())
+    if len(inputs.pairs) == 0:
+        return inputs.pairs, np.zeros(0, dtype=np.float32)
+    tensors = [word_states[group.first_words], inputs.entity_labels, inputs.pairs, inputs.features]
+    logits = model.relation_head(*(torch.from_numpy(np.ascontiguousarray(t))[None] for t in tensors))
+    return inputs.pairs, sigmoid(logits[0].numpy())
+
+
+def span_group(spans: Sequence[Span], example: PageExample, label_set: LabelSet) -> EntityGroup:
+    """Predicted entities (ids = span index) as a relation-head group."""
+    boxes = [union_box(example.boxes[s.start : s.end]) for s in spans]
+    return EntityGroup(
+        ids=list(range(len(spans))),
+        first_words=np.asarray([s.start for s in spans], dtype=np.int64),
+        labels=np.asarray([label_set.labels.index(s.label) for s in spans], dtype=np.int64),
+        boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+    )
+
+
+def spans_to_gold(spans: Sequence[Span], example: PageExample) -> dict[int, int]:
+    """Span index -> gold entity id, for spans that are exactly one gold entity with its label."""
+    matched = {}
+    for index, span in enumerate(spans):
+        ids = set(example.entity_ids[span.start : span.end].tolist())
+        if len(ids) != 1:
+            continue
+        (entity,) = ids
+        whole = int((example.entity_ids == entity).sum()) == span.end - span.start
+        if whole and example.entity_labels.get(entity) == span.label:
+            matched[index] = entity
+    return matched
+
+
+def page_links(
+    model: EntityTagger, states: np.ndarray, group: EntityGroup, meta: ArtifactMeta, threshold: float
+) -> set[tuple[int, int]]:
+    """Selected links of a page as (head id, tail id) in the group's ids."""
+    pairs, probabilities = link_probabilities(model, states, group, meta)
+    return {(group.ids[x.head], group.ids[x.tail]) for x in select_links(pairs, probabilities, threshold)}
 
 
 def evaluate_pages(
-    model: EntityTagger, pages: Sequence[EncodedPage], meta: ArtifactMeta, pad_id: int
-) -> EntityReport:
-    """Entity-level scores of the model on encoded pages (seqeval-style exact spans over words)."""
-    gold, predicted = [], []
+    model: EntityTagger, pages: Sequence[EncodedPage], meta: ArtifactMeta, pad_id: int, threshold: float = 0.5
+) -> EvaluationReport:
+    """Entity scores (seqeval-style exact spans over words) and, with a relation head, relation scores."""
+    gold_tags, predicted_tags = [], []
+    counts = {"gold": [0, 0, 0], "e2e": [0, 0, 0]}  # correct, predicted, gold
+    relations = model.relation_head is not None and meta.relation_schema is not None
     for page in pages:
-        tags = predict_word_logits(model, page, pad_id).argmax(-1) if page.example.words else np.zeros(0, int)
-        gold.append(tags_to_strings(page.example.tags, meta.label_set))
-        predicted.append(tags_to_strings(tags, meta.label_set))
-    return entity_scores(gold, predicted)
+        example = page.example
+        logits, states = predict_words(model, page, pad_id) if example.words else (np.zeros((0, 1)), None)
+        tags = tags_to_strings(logits.argmax(-1), meta.label_set)
+        gold_tags.append(tags_to_strings(example.tags, meta.label_set))
+        predicted_tags.append(tags)
+        if relations and states is not None:
+            gold = oriented_links(example, meta.relation_schema)  # type: ignore[arg-type]
+            predicted = page_links(model, states, gold_entities(example, meta.label_set), meta, threshold)
+            spans = [s for s in bio_spans(tags) if s.label in meta.label_set.labels]
+            to_gold = spans_to_gold(spans, example)
+            e2e = page_links(model, states, span_group(spans, example, meta.label_set), meta, threshold)
+            e2e_gold_ids = {(to_gold.get(h, -1 - h), to_gold.get(t, -1 - t)) for h, t in e2e}
+            for key, found in (("gold", predicted), ("e2e", e2e_gold_ids)):
+                counts[key][0] += len(found & gold)
+                counts[key][1] += len(found)
+                counts[key][2] += len(gold)
+    entities = entity_scores(gold_tags, predicted_tags)
+    if not relations:
+        return EvaluationReport(entities)
+    return EvaluationReport(entities, scores(*counts["gold"]), scores(*counts["e2e"]))
 
 
-def evaluate_model_dir(model_dir: Path, data_dir: Path, word_order: str | None = None) -> EntityReport:
+def evaluate_model_dir(
+    model_dir: Path, data_dir: Path, word_order: str | None = None, threshold: float = 0.5
+) -> EvaluationReport:
     """Load a saved model and score it on a FUNSD-format folder with the model's own input options
     (or another word order, e.g. 'annotation' for the papers' protocol)."""
     model, meta = load_model(model_dir)
@@ -84,4 +197,4 @@ def evaluate_model_dir(model_dir: Path, data_dir: Path, word_order: str | None =
     documents = read_dataset(data_dir)
     examples = [document_example(d, meta.label_set, order, meta.inputs.box_level) for d in documents]  # type: ignore[arg-type]
     pages = [encode_page(e, tokenizer, meta.inputs, meta.config.image_size) for e in examples]
-    return evaluate_pages(model, pages, meta, SpecialTokens.of(tokenizer).pad)
+    return evaluate_pages(model, pages, meta, SpecialTokens.of(tokenizer).pad, threshold)

@@ -19,7 +19,8 @@ class Scores:
         return asdict(self)
 
 
-def _scores(correct: int, predicted: int, gold: int) -> Scores:
+def scores(correct: int, predicted: int, gold: int) -> Scores:
+    """Precision, recall and F1 from counts (0 where undefined)."""
     precision = correct / predicted if predicted else 0.0
     recall = correct / gold if gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -56,6 +57,6 @@ def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[st
     gold_count = Counter(s[1] for s in gold_spans)
     predicted_count = Counter(s[1] for s in predicted_spans)
     labels = sorted(set(gold_count) | set(predicted_count))
-    per_label = {label: _scores(count[label], predicted_count[label], gold_count[label]) for label in labels}
-    micro = _scores(len(correct), len(predicted_spans), len(gold_spans))
+    per_label = {label: scores(count[label], predicted_count[label], gold_count[label]) for label in labels}
+    micro = scores(len(correct), len(predicted_spans), len(gold_spans))
     return EntityReport(micro, per_label)

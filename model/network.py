@@ -116,15 +116,71 @@ class LayoutLMv2Encoder(nn.Module):
         return hidden
 
 
-class EntityTagger(nn.Module):
-    """Encoder + BIO token classification head over the text positions."""
+def gather_rows(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """values [B, N, D], index [B, K] -> [B, K, D] (row index[b, k] of batch item b)."""
+    return torch.gather(values, 1, index.unsqueeze(-1).expand(-1, -1, values.shape[-1]))
 
-    def __init__(self, config: ModelConfig, num_tags: int) -> None:
+
+class RelationHead(nn.Module):
+    """Biaffine scorer of (head, tail) entity pairs, LayoutXLM-style, plus explicit pair geometry.
+
+    Entity representation: the encoder state of its first token concatenated with an embedding of its
+    label; separate head and tail projections; score = h^T W t + w . [h; t; g] + b, where g embeds the
+    pair's geometry features (model.relations.pair_geometry). Tensors in, tensors out: pairs are built and
+    selected outside the graph.
+    """
+
+    def __init__(self, config: ModelConfig, num_labels: int, geometry_size: int, size: int = 128) -> None:
+        super().__init__()
+        label_size = 32
+        in_size = config.hidden_size + label_size
+        self.label_embeddings = nn.Embedding(num_labels, label_size)
+        self.head_proj = nn.Sequential(nn.Linear(in_size, size), nn.GELU(), nn.Dropout(config.hidden_dropout))
+        self.tail_proj = nn.Sequential(nn.Linear(in_size, size), nn.GELU(), nn.Dropout(config.hidden_dropout))
+        self.geometry = nn.Sequential(nn.Linear(geometry_size, size), nn.GELU(), nn.Linear(size, size))
+        self.bilinear = nn.Parameter(torch.zeros(size, size))
+        self.linear = nn.Linear(3 * size, 1)
+        self.apply(init_weights)
+
+    def forward(
+        self,
+        entity_states: torch.Tensor,
+        entity_labels: torch.Tensor,
+        pair_index: torch.Tensor,
+        pair_features: torch.Tensor,
+    ) -> torch.Tensor:
+        """[B, E, H] states, [B, E] label ids, [B, P, 2] (head, tail), [B, P, F] -> [B, P] link logits."""
+        entities = torch.cat([entity_states, self.label_embeddings(entity_labels)], dim=-1)
+        heads = gather_rows(self.head_proj(entities), pair_index[..., 0])
+        tails = gather_rows(self.tail_proj(entities), pair_index[..., 1])
+        geometry = self.geometry(pair_features)
+        biaffine = ((heads @ self.bilinear) * tails).sum(-1)
+        return biaffine + self.linear(torch.cat([heads, tails, geometry], dim=-1)).squeeze(-1)
+
+
+class EntityTagger(nn.Module):
+    """Encoder + BIO token classification head over the text positions, and optionally a relation head."""
+
+    def __init__(
+        self, config: ModelConfig, num_tags: int, num_labels: int = 0, geometry_size: int = 0
+    ) -> None:
         super().__init__()
         self.encoder = LayoutLMv2Encoder(config)
         self.dropout = nn.Dropout(config.hidden_dropout)
         self.classifier = nn.Linear(config.hidden_size, num_tags)
         init_weights(self.classifier)
+        self.relation_head = RelationHead(config, num_labels, geometry_size) if num_labels else None
+
+    def states_and_logits(
+        self,
+        input_ids: torch.Tensor,
+        bbox: torch.Tensor,
+        attention_mask: torch.Tensor,
+        pixel_values: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Text-token states [B, L, H] and entity logits [B, L, num_tags]."""
+        states = self.encoder(input_ids, bbox, attention_mask, pixel_values)[:, : input_ids.shape[1]]
+        return states, self.classifier(self.dropout(states))
 
     def forward(
         self,
@@ -134,5 +190,4 @@ class EntityTagger(nn.Module):
         pixel_values: torch.Tensor,
     ) -> torch.Tensor:
         """Entity logits [B, L, num_tags] for the text tokens."""
-        hidden = self.encoder(input_ids, bbox, attention_mask, pixel_values)
-        return self.classifier(self.dropout(hidden[:, : input_ids.shape[1]]))
+        return self.states_and_logits(input_ids, bbox, attention_mask, pixel_values)[1]

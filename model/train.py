@@ -9,7 +9,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +17,16 @@ import torch
 from torch import nn
 
 from model.artifact import ArtifactMeta, InputOptions
-from model.checkpoint import load_model, save_model
+from model.checkpoint import build_network, load_model, save_model
 from model.config import LabelSet, ModelConfig
 from model.dataset import document_example, split_validation
 from model.evaluate import EncodedPage, as_tensors, encode_page, evaluate_pages
 from model.features import IGNORE_INDEX, SpecialTokens, collate, collate_labels, load_tokenizer, vocab_sha256
 from model.funsd import Document
 from model.minilm import load_minilm_text_stream, name_mapping
-from model.network import EntityTagger
+from model.network import EntityTagger, gather_rows
+from model.relation_batch import RelationInputs, collate_relations
+from model.relations import RelationSchema
 
 STATE_FILE = "train_state.pt"
 
@@ -43,14 +45,25 @@ class TrainOptions:
     budget_seconds: float | None = None
     init: str = "minilm"  # "minilm", "random", or a model folder to start from
     inputs: InputOptions = field(default_factory=InputOptions)
+    relations: bool = True  # train the relation head when the data has links
+    relation_pairs: tuple[tuple[str, str], ...] | None = None  # linkable (head, tail) labels; None: from data
+    relation_weight: float = 1.0
 
 
 @dataclass
 class EpochRecord:
     epoch: int
     loss: float
-    val_f1: float
+    val_f1: float  # entity F1
     seconds: float
+    val_relation_f1: float | None = None  # relation F1 with gold entities
+
+    @property
+    def score(self) -> float:
+        """What picks the best epoch: entity F1, averaged with relation F1 when there is one."""
+        if self.val_relation_f1 is None:
+            return self.val_f1
+        return (self.val_f1 + self.val_relation_f1) / 2
 
 
 ProgressCallback = Callable[[dict[str, float]], None]
@@ -62,9 +75,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_model(config: ModelConfig, label_set: LabelSet, init: str) -> EntityTagger:
-    """A fresh tagger with its text stream from MiniLM, random weights, or a saved model's encoder."""
-    model = EntityTagger(config, label_set.num_tags)
+def build_model(meta: ArtifactMeta, init: str) -> EntityTagger:
+    """A fresh network with its text stream from MiniLM, random weights, or a saved model's encoder."""
+    model = build_network(meta)
     if init == "minilm":
         load_minilm_text_stream(model.encoder)
     elif init != "random":
@@ -90,13 +103,19 @@ def parameter_groups(model: EntityTagger, options: TrainOptions) -> list[dict]:
     ]
 
 
-def linear_schedule(warmup: int, total: int) -> Callable[[int], float]:
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total - step) / max(1, total - warmup))
+class LinearSchedule:
+    """Warmup then linear decay to zero at `total` steps. `total` can shrink during a run (a wall-clock
+    budget that allows fewer epochs than asked) so that the decay still ends when training does. An object,
+    not a closure, so the scheduler's state (and a resume) keeps `total`."""
 
-    return factor
+    def __init__(self, warmup: int, total: int) -> None:
+        self.warmup = warmup
+        self.total = total
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / max(1, self.warmup)
+        return max(0.0, (self.total - step) / max(1, self.total - self.warmup))
 
 
 def batches(pages: Sequence[EncodedPage], batch_size: int, rng: random.Random) -> list[list[tuple[int, int]]]:
@@ -106,14 +125,37 @@ def batches(pages: Sequence[EncodedPage], batch_size: int, rng: random.Random) -
     return [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
 
 
+def relation_loss(
+    model: EntityTagger, states: torch.Tensor, items: Sequence[RelationInputs]
+) -> torch.Tensor | None:
+    """Binary cross-entropy over the candidate pairs of each window (gold entities)."""
+    if model.relation_head is None or not any(len(i.pairs) for i in items):
+        return None
+    batch = as_tensors(collate_relations(items))
+    entity_states = gather_rows(states, batch["entity_positions"])
+    logits = model.relation_head(
+        entity_states, batch["entity_labels"], batch["pair_index"], batch["pair_features"]
+    )
+    targets = batch["pair_targets"]
+    mask = targets >= 0
+    return nn.functional.binary_cross_entropy_with_logits(logits[mask], targets[mask])
+
+
 def train_step(
-    model: EntityTagger, pages: Sequence[EncodedPage], batch: list[tuple[int, int]], pad_id: int
+    model: EntityTagger,
+    pages: Sequence[EncodedPage],
+    batch: list[tuple[int, int]],
+    pad_id: int,
+    relation_weight: float = 1.0,
 ) -> torch.Tensor:
     windows = [pages[p].windows[w] for p, w in batch]
     inputs = as_tensors(collate(windows, [pages[p].pixels for p, _ in batch], pad_id))
     labels = torch.from_numpy(collate_labels(windows))
-    logits = model(**inputs)
-    return nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+    states, logits = model.states_and_logits(**inputs)
+    loss = nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+    relation_items = [pages[p].relations[w] for p, w in batch if pages[p].relations is not None]  # type: ignore[index]
+    extra = relation_loss(model, states, relation_items) if len(relation_items) == len(batch) else None
+    return loss if extra is None else loss + relation_weight * extra
 
 
 @dataclass
@@ -133,13 +175,20 @@ class Trainer:
 
     def __post_init__(self) -> None:
         self.optimizer = torch.optim.AdamW(parameter_groups(self.model, self.options))
-        steps_per_epoch = -(-sum(len(p.windows) for p in self.train_pages) // self.options.batch_size)
-        self.total_steps = steps_per_epoch * self.options.epochs
-        warmup = round(self.options.warmup_ratio * self.total_steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, linear_schedule(warmup, self.total_steps)
-        )
+        self.steps_per_epoch = -(-sum(len(p.windows) for p in self.train_pages) // self.options.batch_size)
+        self.total_steps = self.steps_per_epoch * self.options.epochs
+        self.schedule = LinearSchedule(round(self.options.warmup_ratio * self.total_steps), self.total_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
         self.step = 0
+
+    def _fit_schedule_to_budget(self, epoch_seconds: float, deadline: float | None) -> None:
+        """Shorten the decay to the epochs the remaining wall-clock budget allows (never lengthen it)."""
+        if deadline is None or epoch_seconds <= 0:
+            return
+        epochs_left = max(0, int((deadline - time.monotonic()) / epoch_seconds))
+        reachable = self.step + epochs_left * self.steps_per_epoch
+        self.schedule.total = max(self.step + 1, min(self.schedule.total, reachable))
+        self.total_steps = self.schedule.total
 
     def _save_state(self, epoch: int) -> None:
         last = self.out_dir / "last"
@@ -167,7 +216,7 @@ class Trainer:
         rng = random.Random(self.options.seed * 1000 + epoch)
         losses = []
         for batch in batches(self.train_pages, self.options.batch_size, rng):
-            loss = train_step(self.model, self.train_pages, batch, self.pad_id)
+            loss = train_step(self.model, self.train_pages, batch, self.pad_id, self.options.relation_weight)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(self.model.parameters(), self.options.max_grad_norm)
@@ -183,8 +232,8 @@ class Trainer:
                 break
         return float(np.mean(losses)) if losses else float("nan")
 
-    def _best_f1(self) -> float:
-        return max((h.val_f1 for h in self.history), default=-1.0)
+    def _best_score(self) -> float:
+        return max((h.score for h in self.history), default=-1.0)
 
     def run(self, start_epoch: int = 0) -> list[EpochRecord]:
         started = time.monotonic()
@@ -192,32 +241,53 @@ class Trainer:
         for epoch in range(start_epoch, self.options.epochs):
             epoch_start = time.monotonic()
             loss = self._epoch(epoch + 1, deadline)
-            pages = self.val_pages or self.train_pages
-            f1 = evaluate_pages(self.model, pages, self.meta, self.pad_id).micro.f1
-            best = self._best_f1()
-            self.history.append(EpochRecord(epoch + 1, loss, f1, time.monotonic() - epoch_start))
-            if f1 > best:
+            report = evaluate_pages(self.model, self.val_pages or self.train_pages, self.meta, self.pad_id)
+            relation = report.relations_gold_entities.f1 if report.relations_gold_entities else None
+            best = self._best_score()
+            record = EpochRecord(
+                epoch + 1, loss, report.entities.micro.f1, time.monotonic() - epoch_start, relation
+            )
+            self.history.append(record)
+            if record.score > best:
                 save_model(self.model, self._meta_with_metrics(), self.tokenizer_path, self.out_dir / "best")
+            self._fit_schedule_to_budget(time.monotonic() - epoch_start, deadline)
             self._save_state(epoch + 1)
             self._write_history()
             if self.on_progress:
-                self.on_progress({"epoch": epoch + 1, "loss": loss, "val_f1": f1, "best_f1": max(best, f1)})
+                event = {
+                    "epoch": epoch + 1,
+                    "loss": loss,
+                    "val_f1": record.val_f1,
+                    "best": max(best, record.score),
+                }
+                self.on_progress(event | ({"val_relation_f1": relation} if relation is not None else {}))
             if deadline is not None and time.monotonic() > deadline:
                 break
         return self.history
 
     def _meta_with_metrics(self) -> ArtifactMeta:
-        record = {"epochs": len(self.history), "best_epoch": max(self.history, key=lambda h: h.val_f1).epoch}
-        metrics = {"validation_entity_f1": self.history[-1].val_f1}
+        last = self.history[-1]
+        record = {"epochs": len(self.history), "best_epoch": last.epoch}
+        metrics: dict[str, float] = {"validation_entity_f1": last.val_f1}
+        if last.val_relation_f1 is not None:
+            metrics["validation_relation_f1"] = last.val_relation_f1
         options = {k: v for k, v in asdict(self.options).items() if k != "inputs"}
-        return ArtifactMeta(
-            self.meta.config, self.meta.label_set, self.meta.vocab_sha256, self.meta.inputs, metrics,
-            options | record,
-        )  # fmt: skip
+        return replace(self.meta, metrics=metrics, training=options | record)
 
     def _write_history(self) -> None:
         payload = {"history": [asdict(h) for h in self.history], "options": asdict(self.options)}
         (self.out_dir / "history.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+
+
+def relation_schema(documents: Sequence[Document], label_set: LabelSet) -> RelationSchema | None:
+    """Linkable label pairs seen in the data's links (None when the data has no usable links)."""
+    labelled = []
+    for document in documents:
+        labels = {e.id: e.label for e in document.entities}
+        labelled.extend((labels[a], labels[b]) for a, b in document.links)
+    usable = [(a, b) for a, b in labelled if a in label_set.labels and b in label_set.labels]
+    schema = RelationSchema.from_links(usable)
+    return schema if schema.pairs else None
 
 
 def prepare_trainer(
@@ -232,6 +302,9 @@ def prepare_trainer(
     """Split, encode and build everything a run needs (labels from the data unless given)."""
     seed_everything(options.seed)
     label_set = label_set or LabelSet.from_labels(label for d in documents for label in d.labels)
+    schema = relation_schema(documents, label_set) if options.relations else None
+    if schema and options.relation_pairs:
+        schema = RelationSchema(tuple(options.relation_pairs))
     tokenizer = load_tokenizer(tokenizer_path)
     train_idx, val_idx = split_validation(
         [d.name for d in documents], options.validation_fraction, options.seed
@@ -243,12 +316,13 @@ def prepare_trainer(
             document_example(documents[i], label_set, inputs.word_order, inputs.box_level)  # type: ignore[arg-type]
             for i in indices
         ]
-        return [encode_page(e, tokenizer, inputs, config.image_size) for e in examples]
+        relations = (schema, label_set) if schema else None
+        return [encode_page(e, tokenizer, inputs, config.image_size, relations) for e in examples]
 
-    meta = ArtifactMeta(config, label_set, vocab_sha256(tokenizer), inputs)
+    meta = ArtifactMeta(config, label_set, vocab_sha256(tokenizer), inputs, relation_schema=schema)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = build_model(config, label_set, options.init)
+    model = build_model(meta, options.init)
     pad_id = SpecialTokens.of(tokenizer).pad
     return Trainer(
         model, meta, options, encode(train_idx), encode(val_idx), tokenizer_path, out_dir, pad_id, on_progress

@@ -142,6 +142,15 @@ def _config_for(size: str, init: str) -> "ModelConfig":
     return presets[size]()
 
 
+def _parse_pairs(text: str | None) -> tuple[tuple[str, str], ...] | None:
+    if not text:
+        return None
+    pairs = [item.split(":") for item in text.split(",")]
+    if any(len(p) != 2 or not all(p) for p in pairs):
+        raise typer.BadParameter("relation pairs look like 'question:answer,header:question'")
+    return tuple((a.strip(), b.strip()) for a, b in pairs)
+
+
 @app.command()
 def train(
     data: Annotated[Path, typer.Option(help="FUNSD-format training folder (annotations/, images/).")],
@@ -168,6 +177,11 @@ def train(
     no_visual: Annotated[bool, typer.Option(help="Ablation: no visual tokens.")] = False,
     no_spatial_bias: Annotated[bool, typer.Option(help="Ablation: no spatial-aware attention bias.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last if present.")] = False,
+    relations: Annotated[bool, typer.Option(help="Train the relation head when the data has links.")] = True,
+    relation_pairs: Annotated[
+        str | None,
+        typer.Option(help="Linkable label pairs, e.g. 'question:answer' (default: from the links)."),
+    ] = None,
 ) -> None:
     """Fine-tune the entity tagger on FUNSD-format data; the best validation epoch goes to OUT/best."""
     from model.artifact import InputOptions
@@ -191,6 +205,8 @@ def train(
         budget_seconds=budget_minutes * 60 if budget_minutes else None,
         init=init,
         inputs=InputOptions(word_order=word_order, box_level=box_level),
+        relations=relations,
+        relation_pairs=_parse_pairs(relation_pairs),
     )
     try:
         documents = read_dataset(data)
@@ -211,21 +227,28 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Annotated[
-        Path, typer.Option(help="Model folder (config.json, model.safetensors, tokenizer.json).")
-    ],
     data: Annotated[Path, typer.Option(help="FUNSD-format folder to score on.")],
+    model: Annotated[
+        Path | None, typer.Option(help="Model folder (config.json, model.safetensors); default: bundled.")
+    ] = None,
     word_order: Annotated[str | None, typer.Option(help="Override the model's word order.")] = None,
+    threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Link probability threshold.")] = 0.5,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON.")] = None,
 ) -> None:
-    """Entity-level precision, recall and F1 (seqeval-style exact spans), micro and per label."""
+    """Entity-level precision, recall and F1 (seqeval-style exact spans), micro and per label; for models
+    with a relation head, link F1 with gold entities (`links|gold`) and end to end (`links|e2e`)."""
     import json
 
+    from model.bundled import bundled_model_dir
     from model.evaluate import evaluate_model_dir
 
-    report = evaluate_model_dir(model, data, word_order)
-    typer.echo(f"{'label':<12} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
-    for label, scores in [*report.per_label.items(), ("micro", report.micro)]:
+    report = evaluate_model_dir(model or bundled_model_dir(), data, word_order, threshold)
+    entities = report.entities
+    rows = [*entities.per_label.items(), ("micro", entities.micro)]
+    if report.relations_gold_entities and report.relations_end_to_end:
+        rows += [("links|gold", report.relations_gold_entities), ("links|e2e", report.relations_end_to_end)]
+    typer.echo(f"{'':<12} {'precision':>9} {'recall':>9} {'f1':>9} {'support':>8}")
+    for label, scores in rows:
         typer.echo(
             f"{label:<12} {scores.precision:9.4f} {scores.recall:9.4f} {scores.f1:9.4f} {scores.support:8d}"
         )

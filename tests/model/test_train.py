@@ -1,8 +1,11 @@
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from model.artifact import ArtifactMeta, InputOptions
 from model.checkpoint import load_model, save_model
@@ -12,7 +15,8 @@ from model.evaluate import encode_page, evaluate_model_dir, predict_word_logits
 from model.features import load_tokenizer
 from model.funsd import read_dataset
 from model.minilm import minilm_tokenizer_path
-from model.train import TrainOptions, prepare_trainer
+from model.relations import RelationSchema
+from model.train import LinearSchedule, TrainOptions, prepare_trainer
 
 TINY_OPTIONS = TrainOptions(
     epochs=30, batch_size=1, lr=5e-3, lr_new=5e-3, warmup_ratio=0.05, validation_fraction=0.0, init="random"
@@ -33,9 +37,41 @@ def overfit_run(tmp_path_factory: pytest.TempPathFactory, two_documents):
 
 
 def test_tiny_model_overfits_two_documents(overfit_run):
-    _, history, _ = overfit_run
+    trainer, history, _ = overfit_run
     assert history[-1].loss < history[0].loss / 5
     assert max(h.val_f1 for h in history) == 1.0
+    # the synthetic forms have links, so the relation head trains jointly and recovers them
+    assert trainer.meta.relation_schema == RelationSchema((("header", "question"), ("question", "answer")))
+    assert max(h.val_relation_f1 or 0.0 for h in history) >= 0.95
+
+
+def _rotated_dataset(source: Path, out: Path, count: int = 2) -> Path:
+    """The forms turned by 180 degrees: every value now sits left of or above its key."""
+    for sub in ("images", "annotations"):
+        (out / sub).mkdir(parents=True)
+    for path in sorted((source / "annotations").glob("*.json"))[:count]:
+        image = Image.open(source / "images" / f"{path.stem}.png")
+        width, height = image.size
+        image.rotate(180).save(out / "images" / f"{path.stem}.png")
+        annotation = json.loads(path.read_text())
+        for entity in annotation["form"]:
+            for item in [entity, *entity["words"]]:
+                x0, y0, x1, y1 = item["box"]
+                item["box"] = [width - x1, height - y1, width - x0, height - y0]
+        (out / "annotations" / path.name).write_text(json.dumps(annotation))
+    return out
+
+
+def test_values_left_of_or_above_their_keys_are_linked(synthetic_dataset: Path, tmp_path: Path):
+    documents = read_dataset(_rotated_dataset(synthetic_dataset, tmp_path / "rotated"))
+    question = next(e for e in documents[0].entities if e.label == "question")
+    answer_id = next(b for a, b in documents[0].links if a == question.id)
+    answer = next(e for e in documents[0].entities if e.id == answer_id)
+    assert answer.box_px[2] <= question.box_px[0] or answer.box_px[3] <= question.box_px[1]
+    options = replace(TINY_OPTIONS, relation_pairs=(("question", "answer"),))
+    trainer = prepare_trainer(documents, tmp_path / "run", options, NO_DROPOUT, minilm_tokenizer_path())
+    history = trainer.run()
+    assert max(h.val_relation_f1 or 0.0 for h in history) >= 0.95
 
 
 def test_best_model_is_saved_with_its_metadata_and_scores_the_same(
@@ -51,7 +87,10 @@ def test_best_model_is_saved_with_its_metadata_and_scores_the_same(
         (data / sub).mkdir(parents=True)
         for path in sorted((synthetic_dataset / sub).glob(pattern))[:2]:
             (data / sub / path.name).symlink_to(path)
-    assert evaluate_model_dir(out / "best", data).micro.f1 == 1.0
+    report = evaluate_model_dir(out / "best", data)
+    assert report.entities.micro.f1 == 1.0
+    assert report.relations_gold_entities is not None and report.relations_gold_entities.f1 >= 0.95
+    assert report.relations_end_to_end is not None and report.relations_end_to_end.f1 >= 0.95
 
 
 def test_fp16_artifact_round_trips(overfit_run, tmp_path: Path):
@@ -121,3 +160,11 @@ def test_windowed_inference_labels_every_word_of_a_long_page(overfit_run):
     logits = predict_word_logits(trainer.model, page, trainer.pad_id)
     assert logits.shape == (count, trainer.meta.label_set.num_tags)
     assert np.all(np.isfinite(logits)) and not np.any(np.all(logits == 0, axis=1))
+
+
+def test_linear_schedule_warms_up_decays_and_can_be_shortened():
+    schedule = LinearSchedule(warmup=2, total=10)
+    assert [schedule(s) for s in (0, 1)] == [0.5, 1.0]
+    assert schedule(6) == pytest.approx(0.5) and schedule(10) == 0.0
+    schedule.total = 6
+    assert schedule(4) == pytest.approx(0.5) and schedule(6) == 0.0
