@@ -10,7 +10,6 @@ from PIL import Image
 from tokenizers import Tokenizer
 
 from model.artifact import TOKENIZER_FILE, ArtifactMeta, InputOptions
-from model.boxes import union_box
 from model.checkpoint import load_model
 from model.config import LabelSet
 from model.dataset import PageExample, document_example
@@ -25,6 +24,7 @@ from model.relation_batch import (
     gold_entities,
     oriented_links,
     relation_inputs,
+    span_entity_group,
     window_relations,
 )
 from model.relations import RelationSchema, select_links, sigmoid
@@ -123,17 +123,6 @@ def link_probabilities(
     return inputs.pairs, sigmoid(logits[0].numpy())
 
 
-def span_group(spans: Sequence[Span], example: PageExample, label_set: LabelSet) -> EntityGroup:
-    """Predicted entities (ids = span index) as a relation-head group."""
-    boxes = [union_box(example.boxes[s.start : s.end]) for s in spans]
-    return EntityGroup(
-        ids=list(range(len(spans))),
-        first_words=np.asarray([s.start for s in spans], dtype=np.int64),
-        labels=np.asarray([label_set.labels.index(s.label) for s in spans], dtype=np.int64),
-        boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
-    )
-
-
 def spans_to_gold(spans: Sequence[Span], example: PageExample) -> dict[int, int]:
     """Span index -> gold entity id, for spans that are exactly one gold entity with its label."""
     matched = {}
@@ -174,7 +163,9 @@ def evaluate_pages(
             predicted = page_links(model, states, gold_entities(example, meta.label_set), meta, threshold)
             spans = [s for s in bio_spans(tags) if s.label in meta.label_set.labels]
             to_gold = spans_to_gold(spans, example)
-            e2e = page_links(model, states, span_group(spans, example, meta.label_set), meta, threshold)
+            e2e = page_links(
+                model, states, span_entity_group(spans, example.boxes, meta.label_set), meta, threshold
+            )
             e2e_gold_ids = {(to_gold.get(h, -1 - h), to_gold.get(t, -1 - t)) for h, t in e2e}
             for key, found in (("gold", predicted), ("e2e", e2e_gold_ids)):
                 counts[key][0] += len(found & gold)

@@ -24,7 +24,19 @@ from model.artifact import META_FILE, TOKENIZER_FILE
 from model.checkpoint import load_model
 from model.config import ModelConfig
 from model.features import INPUT_NAMES
-from model.onnx_meta import ENTITY_LOGITS, OUTPUT_NAMES, VARIANT_FILES, OnnxMeta
+from model.network import EntityTagger, RelationHead
+from model.onnx_meta import (
+    ENTITY_LOGITS,
+    OUTPUT_NAMES,
+    RELATION_FILE,
+    RELATION_INPUT_NAMES,
+    RELATION_LOGITS,
+    TEXT_STATES,
+    VARIANT_FILES,
+    OnnxMeta,
+    output_names,
+)
+from model.relations import GEOMETRY_FEATURES
 
 OPSET = 18
 EXAMPLE_LENGTH = 16
@@ -35,11 +47,13 @@ TOOLS = ("torch", "onnx", "onnxscript", "onnxruntime")
 
 
 class OnnxOutputs(nn.Module):
-    """The model with its outputs as a tuple in `OUTPUT_NAMES` order (a dict output is read by name)."""
+    """The model with its outputs as a tuple in `names` order (a dict output is read by name). A tagger
+    with a relation head also returns its text states, which the relation graph reads."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, names: tuple[str, ...] = OUTPUT_NAMES[:1]) -> None:
         super().__init__()
         self.model = model
+        self.names = names
 
     def forward(
         self,
@@ -48,12 +62,16 @@ class OnnxOutputs(nn.Module):
         attention_mask: torch.Tensor,
         pixel_values: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        outputs = self.model(input_ids, bbox, attention_mask, pixel_values)
+        if TEXT_STATES in self.names and isinstance(self.model, EntityTagger):
+            states, logits = self.model.states_and_logits(input_ids, bbox, attention_mask, pixel_values)
+            outputs: Any = {ENTITY_LOGITS: logits, TEXT_STATES: states}
+        else:
+            outputs = self.model(input_ids, bbox, attention_mask, pixel_values)
         if isinstance(outputs, Mapping):
-            return tuple(outputs[name] for name in OUTPUT_NAMES)
+            return tuple(outputs[name] for name in self.names)
         outputs = outputs if isinstance(outputs, tuple) else (outputs,)
-        if len(outputs) != len(OUTPUT_NAMES):
-            raise ValueError(f"model returns {len(outputs)} outputs, OUTPUT_NAMES lists {len(OUTPUT_NAMES)}")
+        if len(outputs) != len(self.names):
+            raise ValueError(f"model returns {len(outputs)} outputs, the graph lists {len(self.names)}")
         return outputs
 
 
@@ -85,23 +103,31 @@ def dynamic_shapes(config: ModelConfig) -> dict[str, dict[int, Any]]:
     }
 
 
-def export_fp32(model: nn.Module, config: ModelConfig, path: Path, opset: int = OPSET) -> None:
+def export_fp32(
+    model: nn.Module,
+    config: ModelConfig,
+    path: Path,
+    opset: int = OPSET,
+    names: tuple[str, ...] = OUTPUT_NAMES[:1],
+) -> None:
     """Trace `model` with the dynamo exporter into one self-contained .onnx file (weights inside)."""
     example = example_inputs(config, batch=2, length=EXAMPLE_LENGTH)
     args = tuple(torch.from_numpy(example[name]) for name in INPUT_NAMES)
     with warnings.catch_warnings():  # the exporter's notes on axis names and pytree deprecations
         warnings.filterwarnings("ignore", category=UserWarning, message=".*axis name")
         warnings.filterwarnings("ignore", category=FutureWarning, message=".*LeafSpec")
-        _export(model, config, args, path, opset)
+        _export(model, config, args, path, opset, names)
 
 
-def _export(model: nn.Module, config: ModelConfig, args: tuple, path: Path, opset: int) -> None:
+def _export(
+    model: nn.Module, config: ModelConfig, args: tuple, path: Path, opset: int, names: tuple[str, ...]
+) -> None:
     torch.onnx.export(
-        OnnxOutputs(model).eval(),
+        OnnxOutputs(model, names).eval(),
         args,
         str(path),
         input_names=list(INPUT_NAMES),
-        output_names=list(OUTPUT_NAMES),
+        output_names=list(names),
         dynamic_shapes=dynamic_shapes(config),
         opset_version=opset,
         dynamo=True,
@@ -172,8 +198,9 @@ def export_onnx(model_dir: Path, out_dir: Path, int8: bool = True, per_channel: 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"fp32": out_dir / VARIANT_FILES["fp32"]}
+    names = output_names(model.relation_head is not None)
     started = time.monotonic()
-    export_fp32(model, meta.config, paths["fp32"])
+    export_fp32(model, meta.config, paths["fp32"], names=names)
     timings = {"fp32_export_seconds": round(time.monotonic() - started, 2)}
     if int8:
         paths["int8"] = out_dir / VARIANT_FILES["int8"]
@@ -181,6 +208,12 @@ def export_onnx(model_dir: Path, out_dir: Path, int8: bool = True, per_channel: 
         quantize_int8(paths["fp32"], paths["int8"], per_channel)
         timings["int8_quantize_seconds"] = round(time.monotonic() - started, 2)
     report = check_variants(model, meta.config, paths)
+    relation_file = None
+    if model.relation_head is not None:
+        relation_file = RELATION_FILE
+        report["relation_max_abs_diff"] = export_relation_head(
+            model.relation_head, meta.config, out_dir / RELATION_FILE
+        )
     quantization = {"op_types": list(QUANTIZED_OPS), "per_channel": per_channel, "weight_type": "QInt8"}
     onnx_meta = OnnxMeta(
         model=meta.to_dict(),
@@ -188,6 +221,55 @@ def export_onnx(model_dir: Path, out_dir: Path, int8: bool = True, per_channel: 
         opset=OPSET,
         tools=tool_versions(),
         export={**timings, **report, "int8_quantization": quantization if int8 else None},
+        output_names=names,
+        relation_file=relation_file,
     )
     copy_model_files(model_dir, out_dir)
-    return [*paths.values(), onnx_meta.save(out_dir), out_dir / META_FILE, out_dir / TOKENIZER_FILE]
+    extra = [out_dir / RELATION_FILE] if relation_file else []
+    return [*paths.values(), *extra, onnx_meta.save(out_dir), out_dir / META_FILE, out_dir / TOKENIZER_FILE]
+
+
+def relation_example(config: ModelConfig, entities: int, pairs: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random relation-head inputs for one page (batch 1)."""
+    rng = np.random.default_rng(seed)
+    return {
+        "entity_states": rng.normal(size=(1, entities, config.hidden_size)).astype(np.float32),
+        "entity_labels": rng.integers(0, 2, size=(1, entities)).astype(np.int64),
+        "pair_index": rng.integers(0, entities, size=(1, pairs, 2)).astype(np.int64),
+        "pair_features": rng.normal(size=(1, pairs, GEOMETRY_FEATURES)).astype(np.float32),
+    }
+
+
+def export_relation_head(head: RelationHead, config: ModelConfig, path: Path) -> float:
+    """Export the relation head as its own graph (dynamic entity and pair counts); returns the max abs
+    logit difference to torch over two other sizes. Raises when it exceeds the parity tolerance."""
+    head = head.eval()
+    example = relation_example(config, entities=5, pairs=7)
+    entities, pairs = (
+        torch.export.Dim("entities", min=1, max=4096),
+        torch.export.Dim("pairs", min=1, max=65536),
+    )
+    shapes = {
+        "entity_states": {1: entities},
+        "entity_labels": {1: entities},
+        "pair_index": {1: pairs},
+        "pair_features": {1: pairs},
+    }
+    args = tuple(torch.from_numpy(example[name]) for name in RELATION_INPUT_NAMES)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        torch.onnx.export(
+            head, args, str(path), input_names=list(RELATION_INPUT_NAMES), output_names=[RELATION_LOGITS],
+            dynamic_shapes=shapes, opset_version=OPSET, dynamo=True, external_data=False, verbose=False,
+        )  # fmt: skip
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for seed, (count, pair_count) in enumerate(((3, 4), (11, 30)), start=1):
+        inputs = relation_example(config, count, pair_count, seed)
+        with torch.no_grad():
+            reference = head(*(torch.from_numpy(inputs[n]) for n in RELATION_INPUT_NAMES)).numpy()
+        worst = max(worst, float(np.abs(session.run([RELATION_LOGITS], inputs)[0] - reference).max()))
+    if worst > PARITY_TOLERANCE:
+        raise RuntimeError(f"relation graph differs from torch by {worst:.2e}")
+    return worst

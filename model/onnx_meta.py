@@ -21,7 +21,17 @@ ONNX_FORMAT = "docextract-onnx"
 ONNX_FORMAT_VERSION = 1
 ONNX_META_FILE = "onnx.json"
 ENTITY_LOGITS = "entity_logits"
-OUTPUT_NAMES: tuple[str, ...] = (ENTITY_LOGITS,)
+TEXT_STATES = "text_states"  # [B, L, H] encoder states of the text tokens, for the relation graph
+OUTPUT_NAMES: tuple[str, ...] = (ENTITY_LOGITS, TEXT_STATES)
+RELATION_FILE = "relation.onnx"
+RELATION_INPUT_NAMES: tuple[str, ...] = ("entity_states", "entity_labels", "pair_index", "pair_features")
+RELATION_LOGITS = "relation_logits"
+
+
+def output_names(has_relations: bool) -> tuple[str, ...]:
+    """Encoder graph outputs: entity logits, plus the text states when a relation head reads them."""
+    return OUTPUT_NAMES if has_relations else (ENTITY_LOGITS,)
+
 
 Variant = Literal["fp32", "int8"]
 VARIANT_FILES: dict[str, str] = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
@@ -38,6 +48,7 @@ class OnnxMeta:
     output_names: tuple[str, ...] = OUTPUT_NAMES
     tools: dict[str, str] = field(default_factory=dict)  # package -> version used to export
     export: dict[str, Any] = field(default_factory=dict)  # options, timings and parity checks
+    relation_file: str | None = None  # the relation graph (fp32), when the model has a relation head
 
     @property
     def artifact(self) -> ArtifactMeta:
@@ -59,6 +70,7 @@ class OnnxMeta:
             "output_names": list(self.output_names),
             "tools": self.tools,
             "export": self.export,
+            "relation_file": self.relation_file,
         }
 
     @classmethod
@@ -73,9 +85,12 @@ class OnnxMeta:
             output_names=tuple(data["output_names"]),
             tools=dict(data.get("tools", {})),
             export=dict(data.get("export", {})),
+            relation_file=data.get("relation_file"),
         )
         if meta.input_names != INPUT_NAMES or ENTITY_LOGITS not in meta.output_names:
             raise ValueError(f"unexpected graph inputs {meta.input_names} or outputs {meta.output_names}")
+        if meta.relation_file and TEXT_STATES not in meta.output_names:
+            raise ValueError("a relation graph needs the encoder's text_states output")
         meta.artifact  # noqa: B018 - validates the embedded model metadata
         return meta
 

@@ -13,6 +13,7 @@ import numpy as np
 from model.boxes import union_box
 from model.config import LabelSet
 from model.dataset import PageExample
+from model.decode import Span
 from model.features import Window
 from model.relations import GEOMETRY_FEATURES, RelationSchema, candidate_pairs, pair_geometry
 
@@ -71,6 +72,16 @@ def entity_group(
         first_words=np.asarray(first_words, dtype=np.int64),
         labels=np.asarray([label_set.labels.index(label) for label in labels], dtype=np.int64),
         boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4),
+    )
+
+
+def span_entity_group(spans: Sequence[Span], boxes: np.ndarray, label_set: LabelSet) -> EntityGroup:
+    """Predicted entities (ids = span index) over words with grid `boxes`, as a relation-head group."""
+    return EntityGroup(
+        ids=list(range(len(spans))),
+        first_words=np.asarray([s.start for s in spans], dtype=np.int64),
+        labels=np.asarray([label_set.labels.index(s.label) for s in spans], dtype=np.int64),
+        boxes=np.asarray([union_box(boxes[s.start : s.end]) for s in spans], dtype=np.float32).reshape(-1, 4),
     )
 
 

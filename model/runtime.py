@@ -16,7 +16,7 @@ others: `prepare` validates and encodes pages (raises ValueError on bad input); 
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +28,7 @@ from tokenizers import Tokenizer
 from model.artifact import TOKENIZER_FILE, InputOptions
 from model.boxes import group_lines, line_boxes, normalize_box, reading_order
 from model.config import LabelSet
-from model.decode import bio_spans, merge_window_logits, softmax, span_confidences, tags_to_strings
+from model.decode import Span, bio_spans, merge_window_logits, softmax, span_confidences, tags_to_strings
 from model.features import (
     SpecialTokens,
     Window,
@@ -38,7 +38,9 @@ from model.features import (
     page_pixels,
     vocab_sha256,
 )
-from model.onnx_meta import ENTITY_LOGITS, OnnxMeta, Variant
+from model.onnx_meta import ENTITY_LOGITS, RELATION_LOGITS, TEXT_STATES, OnnxMeta, Variant
+from model.relation_batch import relation_inputs, span_entity_group
+from model.relations import RelationSchema, select_links, sigmoid
 
 DEFAULT_BATCH_WINDOWS: dict[str, int] = {"fp32": 8, "int8": 1}  # int8: see the module docstring
 
@@ -63,10 +65,18 @@ class EntityPrediction:
 
 
 @dataclass(frozen=True)
+class RelationPrediction:
+    head: int  # index into PagePrediction.entities (the key)
+    tail: int  # index into PagePrediction.entities (the value)
+    confidence: float
+
+
+@dataclass(frozen=True)
 class PagePrediction:
     tags: tuple[str, ...]  # 'O' / 'B-label' / 'I-label' per word, in the caller's word order
     scores: tuple[float, ...]  # probability of each word's tag
     entities: tuple[EntityPrediction, ...]
+    relations: tuple[RelationPrediction, ...] = ()  # each value has at most one key
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,7 @@ class PreparedPage:
     order: np.ndarray
     windows: list[Window]
     pixels: np.ndarray
+    boxes: np.ndarray  # [N, 4] grid boxes in reading order (for relation geometry)
 
 
 def validate_page(page: PageWords) -> None:
@@ -131,7 +142,9 @@ def prepare_page(
     if order:
         words = [page.words[i] for i in order]
         windows = encode_words(tokenizer, words, boxes, None, inputs.max_tokens, inputs.overlap_tokens)
-    return PreparedPage(np.asarray(order, dtype=np.int64), windows, page_pixels(page.image, image_size))
+    return PreparedPage(
+        np.asarray(order, dtype=np.int64), windows, page_pixels(page.image, image_size), boxes
+    )
 
 
 def window_batches(pages: Sequence[PreparedPage], batch_windows: int) -> list[list[tuple[int, int]]]:
@@ -141,12 +154,23 @@ def window_batches(pages: Sequence[PreparedPage], batch_windows: int) -> list[li
     return [items[i : i + batch_windows] for i in range(0, len(items), batch_windows)]
 
 
-def decode_page(page: PreparedPage, logits: Sequence[np.ndarray], label_set: LabelSet) -> PagePrediction:
-    """Merge a page's window logits, decode BIO entities and map everything to the caller's word ids."""
+RelationScorer = Callable[[np.ndarray, Sequence[Span], np.ndarray], tuple[RelationPrediction, ...]]
+
+
+def decode_page(
+    page: PreparedPage,
+    logits: Sequence[np.ndarray],
+    label_set: LabelSet,
+    states: Sequence[np.ndarray] | None = None,
+    relate: RelationScorer | None = None,
+) -> PagePrediction:
+    """Merge a page's window logits, decode BIO entities (and, with a relation scorer, the links between
+    them) and map everything to the caller's word ids."""
     count = len(page.order)
     if not count:
         return PagePrediction((), (), ())
-    merged = merge_window_logits([w.word_index for w in page.windows], logits, count)
+    index = [w.word_index for w in page.windows]
+    merged = merge_window_logits(index, logits, count)
     probabilities = softmax(merged)
     tag_ids = probabilities.argmax(-1)
     tags = tags_to_strings(tag_ids, label_set)
@@ -160,7 +184,36 @@ def decode_page(page: PreparedPage, logits: Sequence[np.ndarray], label_set: Lab
         EntityPrediction(span.label, tuple(page.order[span.start : span.end].tolist()), confidence)
         for span, confidence in zip(spans, confidences, strict=True)
     )
-    return PagePrediction(tuple(original_tags), tuple(scores), entities)
+    relations: tuple[RelationPrediction, ...] = ()
+    if relate is not None and states is not None and spans:
+        relations = relate(merge_window_logits(index, states, count), spans, page.boxes)
+    return PagePrediction(tuple(original_tags), tuple(scores), entities, relations)
+
+
+def relation_scorer(
+    session: ort.InferenceSession, label_set: LabelSet, schema: RelationSchema, threshold: float
+) -> RelationScorer:
+    """A RelationScorer over the relation graph: candidates among the predicted entities, their geometry,
+    one session call, and link selection (each value keeps at most one key)."""
+
+    def relate(
+        word_states: np.ndarray, spans: Sequence[Span], boxes: np.ndarray
+    ) -> tuple[RelationPrediction, ...]:
+        group = span_entity_group(spans, boxes, label_set)
+        inputs = relation_inputs(group, group.first_words, schema, label_set, set())
+        if len(inputs.pairs) == 0:
+            return ()
+        feeds = {
+            "entity_states": word_states[group.first_words][None].astype(np.float32),
+            "entity_labels": inputs.entity_labels[None],
+            "pair_index": inputs.pairs[None],
+            "pair_features": inputs.features[None],
+        }
+        logits = session.run([RELATION_LOGITS], feeds)[0][0]
+        links = select_links(inputs.pairs, sigmoid(logits), threshold)
+        return tuple(RelationPrediction(x.head, x.tail, x.confidence) for x in links)
+
+    return relate
 
 
 def session_options(threads: int, allow_spinning: bool = True) -> ort.SessionOptions:
@@ -184,7 +237,12 @@ class Runtime:
     """A loaded ONNX serving artifact; thread-safe for concurrent `predict_pages` calls."""
 
     def __init__(
-        self, session: ort.InferenceSession, meta: OnnxMeta, tokenizer: Tokenizer, batch_windows: int
+        self,
+        session: ort.InferenceSession,
+        meta: OnnxMeta,
+        tokenizer: Tokenizer,
+        batch_windows: int,
+        relate: RelationScorer | None = None,
     ) -> None:
         if batch_windows < 1:
             raise ValueError("batch_windows must be at least 1")
@@ -192,6 +250,8 @@ class Runtime:
         self.artifact = meta.artifact
         self.batch_windows = batch_windows
         self.pad_id = SpecialTokens.of(tokenizer).pad
+        self.relate = relate
+        self.outputs = [ENTITY_LOGITS, TEXT_STATES] if relate is not None else [ENTITY_LOGITS]
 
     @classmethod
     def load(
@@ -201,6 +261,7 @@ class Runtime:
         threads: int = 2,
         batch_windows: int | None = None,
         allow_spinning: bool = True,
+        relation_threshold: float = 0.5,
     ) -> "Runtime":
         """Open the `variant` graph of an exported folder, checking its tokenizer against the metadata.
         `batch_windows` bounds the rows of one session call (default per variant: DEFAULT_BATCH_WINDOWS)."""
@@ -209,7 +270,13 @@ class Runtime:
         path = Path(model_dir) / meta.variant_file(variant)
         options = session_options(threads, allow_spinning)
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return cls(session, meta, tokenizer, batch_windows or DEFAULT_BATCH_WINDOWS[variant])
+        relate = None
+        schema = meta.artifact.relation_schema
+        if meta.relation_file and schema is not None:
+            graph = Path(model_dir) / meta.relation_file
+            relation_session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+            relate = relation_scorer(relation_session, meta.artifact.label_set, schema, relation_threshold)
+        return cls(session, meta, tokenizer, batch_windows or DEFAULT_BATCH_WINDOWS[variant], relate)
 
     @property
     def label_set(self) -> LabelSet:
@@ -229,17 +296,20 @@ class Runtime:
 
     def run_prepared(self, pages: Sequence[PreparedPage]) -> list[PagePrediction]:
         """Run the model over every window of `pages` in bounded batches and decode each page."""
-        logits: dict[tuple[int, int], np.ndarray] = {}
+        outputs: dict[tuple[int, int], list[np.ndarray]] = {}
         for batch in window_batches(pages, self.batch_windows):
             windows = [pages[p].windows[w] for p, w in batch]
             arrays = collate(windows, [pages[p].pixels for p, _ in batch], self.pad_id)
-            output = self.session.run([ENTITY_LOGITS], arrays)[0]
+            results = self.session.run(self.outputs, arrays)
             for row, (item, window) in enumerate(zip(batch, windows, strict=True)):
-                logits[item] = output[row, : len(window.input_ids)]
-        return [
-            decode_page(page, [logits[(p, w)] for w in range(len(page.windows))], self.label_set)
-            for p, page in enumerate(pages)
-        ]
+                outputs[item] = [result[row, : len(window.input_ids)] for result in results]
+        predictions = []
+        for p, page in enumerate(pages):
+            per_window = [outputs[(p, w)] for w in range(len(page.windows))]
+            logits = [o[0] for o in per_window]
+            states = [o[1] for o in per_window] if self.relate is not None else None
+            predictions.append(decode_page(page, logits, self.label_set, states, self.relate))
+        return predictions
 
     def predict_pages(self, pages: Sequence[PageWords]) -> list[PagePrediction]:
         return self.run_prepared(self.prepare(pages))

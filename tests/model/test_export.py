@@ -7,9 +7,17 @@ import torch
 
 from model.artifact import ArtifactMeta
 from model.checkpoint import load_model
-from model.export import OPSET, OnnxOutputs, example_inputs, export_onnx, torch_logits
+from model.export import OPSET, OnnxOutputs, example_inputs, export_onnx, relation_example, torch_logits
 from model.features import INPUT_NAMES, collate
-from model.onnx_meta import ENTITY_LOGITS, OUTPUT_NAMES, VARIANT_FILES, OnnxMeta
+from model.onnx_meta import (
+    ENTITY_LOGITS,
+    OUTPUT_NAMES,
+    RELATION_FILE,
+    RELATION_INPUT_NAMES,
+    RELATION_LOGITS,
+    VARIANT_FILES,
+    OnnxMeta,
+)
 from tests.exported import ExportedModel
 
 
@@ -88,6 +96,8 @@ def test_metadata_describes_a_self_contained_artifact(exported_model: ExportedMo
     assert meta.model == ArtifactMeta.load(model_dir).to_dict()
     assert set(meta.tools) == {"torch", "onnx", "onnxscript", "onnxruntime"}
     assert meta.export["fp32_max_abs_diff"] <= 1e-4
+    # the tiny model has a relation head: its own graph, checked against torch at other sizes
+    assert meta.relation_file == "relation.onnx" and meta.export["relation_max_abs_diff"] <= 1e-4
     assert meta.export["int8_quantization"]["weight_type"] == "QInt8"
     for name in ("config.json", "tokenizer.json"):
         assert (onnx_dir / name).read_bytes() == (model_dir / name).read_bytes()
@@ -98,7 +108,7 @@ def test_export_without_int8_lists_only_fp32(exported_model: ExportedModel, tmp_
     written = export_onnx(exported_model.model_dir, tmp_path, int8=False)
     assert not (tmp_path / VARIANT_FILES["int8"]).exists()
     assert sorted(p.name for p in written) == sorted(
-        ["model.onnx", "onnx.json", "config.json", "tokenizer.json"]
+        ["model.onnx", "relation.onnx", "onnx.json", "config.json", "tokenizer.json"]
     )
     meta = OnnxMeta.load(tmp_path)
     assert meta.variants == {"fp32": "model.onnx"}
@@ -118,7 +128,20 @@ class PairModel(torch.nn.Module):
 
 def test_output_wrapper_orders_outputs_by_output_names():
     ids = torch.ones(2, 3, dtype=torch.long)
-    outputs = OnnxOutputs(DictModel())(ids, ids, ids, ids)
-    assert len(outputs) == len(OUTPUT_NAMES) and torch.equal(outputs[0], ids.float())
-    with pytest.raises(ValueError, match="OUTPUT_NAMES"):
-        OnnxOutputs(PairModel())(ids, ids, ids, ids)
+    outputs = OnnxOutputs(DictModel(), (ENTITY_LOGITS,))(ids, ids, ids, ids)
+    assert len(outputs) == 1 and torch.equal(outputs[0], ids.float())
+    with pytest.raises(ValueError, match="the graph lists 1"):
+        OnnxOutputs(PairModel(), (ENTITY_LOGITS,))(ids, ids, ids, ids)
+
+
+def test_relation_graph_matches_torch(exported_model: ExportedModel, torch_model):
+    head = torch_model.relation_head.eval()
+    session = ort.InferenceSession(
+        str(exported_model.onnx_dir / RELATION_FILE), providers=["CPUExecutionProvider"]
+    )
+    for seed, (entities, pairs) in enumerate(((2, 2), (17, 40)), start=5):
+        inputs = relation_example(torch_model.encoder.config, entities, pairs, seed)
+        with torch.no_grad():
+            expected = head(*(torch.from_numpy(inputs[name]) for name in RELATION_INPUT_NAMES)).numpy()
+        actual = session.run([RELATION_LOGITS], inputs)[0]
+        assert actual.shape == (1, pairs) and np.abs(actual - expected).max() <= 1e-4

@@ -11,10 +11,12 @@ from model.artifact import InputOptions
 from model.boxes import group_lines, reading_order
 from model.checkpoint import load_model
 from model.dataset import document_example
-from model.evaluate import encode_page, predict_word_logits
+from model.decode import bio_spans, tags_to_strings
+from model.evaluate import encode_page, page_links, predict_word_logits, predict_words
 from model.features import SpecialTokens, load_tokenizer
 from model.funsd import Document, read_dataset
 from model.onnx_meta import OnnxMeta
+from model.relation_batch import span_entity_group
 from model.runtime import (
     PagePrediction,
     PageWords,
@@ -89,6 +91,29 @@ def test_runtime_tags_equal_the_torch_path(fp32_runtime, torch_model, documents,
         order = caller_order(page, inputs)
         tag_names = runtime.label_set.tags
         assert [prediction.tags[i] for i in order] == [tag_names[t] for t in expected]
+
+
+def test_runtime_relations_equal_the_torch_path(fp32_runtime, torch_model, documents):
+    """Links between predicted entities: the same candidates, geometry and selection as the torch path."""
+    model, meta = torch_model
+    tokenizer = fp32_runtime.tokenizer
+    found = 0
+    for document, prediction in zip(
+        documents, fp32_runtime.predict_pages([page_words(d) for d in documents]), strict=True
+    ):
+        example = document_example(document, meta.label_set, meta.inputs.word_order, meta.inputs.box_level)
+        page = encode_page(example, tokenizer, meta.inputs, meta.config.image_size)
+        logits, states = predict_words(model, page, SpecialTokens.of(tokenizer).pad)
+        spans = bio_spans(tags_to_strings(logits.argmax(-1), meta.label_set))
+        expected = page_links(
+            model, states, span_entity_group(spans, example.boxes, meta.label_set), meta, 0.5
+        )
+        assert {(r.head, r.tail) for r in prediction.relations} == expected
+        for relation in prediction.relations:
+            head, tail = prediction.entities[relation.head], prediction.entities[relation.tail]
+            assert (head.label, tail.label) in meta.relation_schema.pairs and 0.5 <= relation.confidence <= 1
+        found += len(prediction.relations)
+    assert found > 0
 
 
 def test_the_trained_model_finds_entities_and_int8_agrees(exported_model, fp32_runtime, documents):
