@@ -95,6 +95,11 @@ class TaskQueue:
         """Tasks waiting in each queue."""
         return {queue: huey.pending_count() for queue, huey in self.hueys.items()}
 
+    def idle(self, queue: str) -> bool:
+        """True when `queue` holds no task, waiting or scheduled (a retry with a delay)."""
+        huey = self.hueys[queue]
+        return huey.pending_count() + huey.scheduled_count() == 0
+
     def ping(self) -> bool:
         try:
             self.depth()

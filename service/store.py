@@ -2,29 +2,19 @@
 
 Layout of `settings.data_dir`: `docextract.db` (documents, jobs, job documents, training runs),
 `files/ab/<sha256>` (uploads), `results/ab/<key>.json` (extraction results), `datasets/<run>/`, `tmp/`.
-
-Work items (a document of a job, a training run) move `queued -> running -> succeeded | failed | cancelled`.
-A worker *claims* an item with a conditional UPDATE that gives it a lease; it renews the lease while it
-works; a finished item is written only by the claim that holds it, so a duplicate delivery of the same task
-does nothing and no document lands twice in the results. Items whose lease ran out (their worker died)
-are found by `expired_items` and handed out again. Every method opens its own connection: the store is
-safe to share between threads and processes.
+Job documents and training runs are work items: see `service.leases` for how workers claim them.
 """
 
 import hashlib
 import json
 import os
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-Row = dict[str, Any]
-WorkTable = Literal["job_documents", "training_runs"]
-TERMINAL = ("succeeded", "failed", "cancelled")
+from service.leases import TERMINAL, Row, WorkItems, WorkTable, now_iso
+
+__all__ = ["TERMINAL", "Row", "Store", "WorkTable", "now_iso", "sha256_hex", "write_atomic"]
 
 SCHEMA = """
 create table if not exists documents (
@@ -36,7 +26,7 @@ create table if not exists jobs (
 create table if not exists job_documents (
     id text primary key, job_id text not null, position integer not null, document_id text not null,
     filename text, status text not null, error text, attempts integer not null default 0,
-    claim text, lease_until real, enqueued integer not null default 0, created_at real not null,
+    claim text, lease_until real, enqueued_at real, created_at real not null,
     started text, finished text, result_key text);
 create index if not exists job_documents_job on job_documents (job_id, position);
 create index if not exists job_documents_lease on job_documents (status, lease_until);
@@ -44,13 +34,9 @@ create table if not exists training_runs (
     id text primary key, status text not null, created text not null, started text, finished text,
     options text not null, progress text not null, metrics text not null, model_id text, error text,
     attempts integer not null default 0, claim text, lease_until real,
-    enqueued integer not null default 0, created_at real not null);
+    enqueued_at real, created_at real not null);
 create index if not exists training_runs_lease on training_runs (status, lease_until);
 """
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def sha256_hex(data: bytes) -> str:
@@ -65,13 +51,12 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
-class Store:
+class Store(WorkItems):
     """Metadata and files of one data directory."""
 
     def __init__(self, data_dir: Path, journal_mode: str = "wal") -> None:
+        super().__init__(Path(data_dir) / "docextract.db", journal_mode)
         self.data_dir = Path(data_dir)
-        self.db_path = self.data_dir / "docextract.db"
-        self.journal_mode = journal_mode
 
     def init(self) -> None:
         """Create the folders and tables (idempotent); called at start-up, never at import."""
@@ -80,42 +65,6 @@ class Store:
         with self._connect() as db:
             db.execute(f"pragma journal_mode={self.journal_mode}")
             db.executescript(SCHEMA)
-
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            yield db
-        finally:
-            db.close()
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE: writers queue up instead of failing)."""
-        with self._connect() as db:
-            db.execute("begin immediate")
-            try:
-                yield db
-            except BaseException:
-                db.execute("rollback")
-                raise
-            db.execute("commit")
-
-    def _one(self, sql: str, *args: object) -> Row | None:
-        with self._connect() as db:
-            row = db.execute(sql, args).fetchone()
-        return dict(row) if row is not None else None
-
-    def _all(self, sql: str, *args: object) -> list[Row]:
-        with self._connect() as db:
-            return [dict(row) for row in db.execute(sql, args).fetchall()]
-
-    def ping(self) -> bool:
-        try:
-            return self._one("select 1 as ok") is not None
-        except sqlite3.Error:
-            return False
 
     # Files: content-addressed.
 
@@ -273,94 +222,6 @@ class Store:
     def set_callback_state(self, job_id: str, state: str) -> None:
         with self._write() as db:
             db.execute("update jobs set callback_state = ? where id = ?", (state, job_id))
-
-    # Work items (job documents and training runs): claims, leases, outcomes.
-
-    def mark_enqueued(self, table: WorkTable, item_ids: list[str]) -> None:
-        with self._write() as db:
-            db.executemany(f"update {table} set enqueued = 1 where id = ?", [(i,) for i in item_ids])
-
-    def claim(self, table: WorkTable, item_id: str, claim: str, lease_s: float) -> Row | None:
-        """Take a queued item (or one whose lease ran out); None when someone else has it or it is done."""
-        now = time.time()
-        with self._write() as db:
-            changed = db.execute(
-                f"update {table} set status = 'running', claim = ?, lease_until = ?, attempts = attempts + 1,"
-                " started = coalesce(started, ?) where id = ?"
-                " and (status = 'queued' or (status = 'running' and lease_until < ?))",
-                (claim, now + lease_s, now_iso(), item_id, now),
-            ).rowcount
-            if changed and table == "job_documents":  # the job is running from its first claim on
-                db.execute(
-                    "update jobs set status = 'running', started = ? where status = 'queued'"
-                    " and id = (select job_id from job_documents where id = ?)",
-                    (now_iso(), item_id),
-                )
-            row = db.execute(f"select * from {table} where id = ?", (item_id,)).fetchone()
-        return dict(row) if changed else None
-
-    def renew(self, table: WorkTable, claims: list[str], lease_s: float) -> None:
-        if claims:
-            with self._write() as db:
-                db.executemany(
-                    f"update {table} set lease_until = ? where claim = ? and status = 'running'",
-                    [(time.time() + lease_s, claim) for claim in claims],
-                )
-
-    def settle(self, table: WorkTable, item_id: str, claim: str, status: str, **fields: object) -> bool:
-        """Move a running item held by `claim` to `status` (with extra columns); False if the claim is
-        stale (the item was cancelled, or handed to another worker)."""
-        assignments = "".join(f", {name} = ?" for name in fields)
-        finished = now_iso() if status in TERMINAL else None
-        with self._write() as db:
-            changed = db.execute(
-                f"update {table} set status = ?, finished = ?, claim = null, lease_until = null{assignments}"
-                " where id = ? and claim = ? and status = 'running'",
-                (status, finished, *fields.values(), item_id, claim),
-            ).rowcount
-        return bool(changed)
-
-    def expired_items(self, table: WorkTable, stale_after_s: float) -> list[Row]:
-        """Running items whose lease ran out, and queued ones never handed to the queue (a crash between
-        the insert and the enqueue)."""
-        now = time.time()
-        return self._all(
-            f"select * from {table} where (status = 'running' and lease_until < ?)"
-            " or (status = 'queued' and enqueued = 0 and created_at < ?)",
-            now,
-            now - stale_after_s,
-        )
-
-    def requeue_expired(self, table: WorkTable, item_id: str, max_attempts: int) -> str | None:
-        """Give an expired item back to the queue, or fail it when it used up its attempts. Returns the new
-        status for the one caller that changed it."""
-        now = time.time()
-        with self._write() as db:
-            row = db.execute(
-                f"select status, attempts from {table} where id = ?"
-                " and ((status = 'running' and lease_until < ?) or (status = 'queued' and enqueued = 0))",
-                (item_id, now),
-            ).fetchone()
-            if row is None:
-                return None
-            if row["status"] == "running" and row["attempts"] >= max_attempts:
-                error = f"gave up after {row['attempts']} attempts: the worker stopped (lost or killed)"
-                db.execute(
-                    f"update {table} set status = 'failed', error = ?, finished = ?, claim = null"
-                    " where id = ?",
-                    (error, now_iso(), item_id),
-                )
-                return "failed"
-            db.execute(
-                f"update {table} set status = 'queued', claim = null, lease_until = null, enqueued = 1"
-                " where id = ?",
-                (item_id,),
-            )
-        return "queued"
-
-    def counts(self, table: WorkTable) -> dict[str, int]:
-        rows = self._all(f"select status, count(*) as n from {table} group by status")
-        return {row["status"]: int(row["n"]) for row in rows}
 
     # Training runs.
 

@@ -35,6 +35,14 @@ def work_dir(settings: Settings, run_id: str) -> Path:
     return settings.data_dir / "tmp" / f"train-{run_id}"
 
 
+def child_env() -> dict[str, str]:
+    """The child imports this very code: the folder holding the `service` package goes first on its path
+    (its working directory is the run's work folder, so nothing there can shadow a package)."""
+    source_root = str(Path(__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": source_root + (os.pathsep + path if path else "")}
+
+
 def _stop_child(child: subprocess.Popen[bytes]) -> None:
     child.terminate()
     try:
@@ -53,7 +61,9 @@ def run_in_child(services: "Services", run_id: str, claim: str, stopping: thread
     child_settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
     with (work / "child.log").open("wb") as log:
         command = [sys.executable, "-m", "service.training", run_id, claim]
-        child = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=work, env=child_env()
+        )
         assert child.stdin is not None
         child.stdin.write(child_settings.model_dump_json().encode())
         child.stdin.close()

@@ -23,7 +23,7 @@ from fastapi import Request
 from service.errors import DocextractError, DocumentError, ModelNotFoundError, NotReadyError
 from service.metrics import Metrics
 from service.pipeline import extract_document
-from service.queue import TaskQueue
+from service.queue import DOCUMENTS, TRAINING, TaskQueue
 from service.registry import Registry
 from service.schemas import ExtractionResult, ExtractOptions
 from service.settings import Settings
@@ -190,16 +190,21 @@ class Worker:
             with self._lock:
                 claims = list(self._claims[table])
             store.renew(table, claims, settings.lease_s)
-        for table in TABLES:
-            for row in store.expired_items(table, stale_after_s=settings.lease_s):
-                status = store.requeue_expired(table, row["id"], settings.max_attempts)
-                if status is None:
-                    continue
-                log.warning("%s %s: lease expired, now %s", table, row["id"], status)
-                if table == "training_runs":
-                    if status == "queued":
-                        self.services.queue.enqueue_training(row["id"])
-                elif status == "queued":
-                    self.services.queue.enqueue_document(row["id"])
-                else:
-                    self.finish_job(row["job_id"])
+        for table, queue in (("job_documents", DOCUMENTS), ("training_runs", TRAINING)):
+            idle = self.services.queue.idle(queue)
+            for row in store.expired_items(table, settings.lease_s, idle):
+                status = store.requeue_expired(
+                    table, row["id"], settings.max_attempts, settings.lease_s, idle
+                )
+                if status is not None:
+                    log.warning("%s %s was lost (worker gone): now %s", table, row["id"], status)
+                    self._after_requeue(table, row, status)
+
+    def _after_requeue(self, table: WorkTable, row: Row, status: str) -> None:
+        if table == "training_runs":
+            if status == "queued":
+                self.services.queue.enqueue_training(row["id"])
+        elif status == "queued":
+            self.services.queue.enqueue_document(row["id"])
+        else:
+            self.finish_job(row["job_id"])

@@ -73,6 +73,17 @@ def test_a_document_whose_worker_died_is_retried_and_completes(api_settings: Set
         assert services.store.job_item(item)["attempts"] == 2
 
 
+def test_a_task_taken_by_a_worker_that_died_before_claiming_it_is_queued_again(api_settings: Settings):
+    settings = api_settings.model_copy(update={"lease_s": 0.6})
+    with TestClient(create_app(settings)) as client:
+        services = client.app.state.services
+        services.queue.stop()
+        location = post_job(client, 1)
+        assert services.queue.hueys["documents"].dequeue() is not None  # taken from the queue, never run
+        services.queue.start()
+        assert_all_succeeded(client, wait_for_job(client, location, timeout=30), 1)
+
+
 def test_a_duplicate_delivery_changes_nothing(api: TestClient):
     job = wait_for_job(api, post_job(api, 1))
     services = api.app.state.services

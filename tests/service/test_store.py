@@ -68,11 +68,11 @@ def test_an_expired_lease_is_requeued_then_failed_after_max_attempts(store: Stor
     item = make_job(store, count=1)[0]
     store.mark_enqueued("job_documents", [item])
     store.claim("job_documents", item, "dead-worker", lease_s=-1)  # a worker that died at once
-    assert [r["id"] for r in store.expired_items("job_documents", 60)] == [item]
-    assert store.requeue_expired("job_documents", item, max_attempts=2) == "queued"
-    assert store.requeue_expired("job_documents", item, max_attempts=2) is None  # someone else did it
+    assert [r["id"] for r in store.expired_items("job_documents", 60, queue_idle=False)] == [item]
+    assert store.requeue_expired("job_documents", item, 2, 60, queue_idle=False) == "queued"
+    assert store.requeue_expired("job_documents", item, 2, 60, queue_idle=False) is None  # someone did it
     store.claim("job_documents", item, "dead-again", lease_s=-1)
-    assert store.requeue_expired("job_documents", item, max_attempts=2) == "failed"
+    assert store.requeue_expired("job_documents", item, 2, 60, queue_idle=False) == "failed"
     assert "gave up after 2 attempts" in store.job_item(item)["error"]
     assert not store.settle("job_documents", item, "dead-again", "succeeded")  # a late finish is ignored
 
@@ -82,15 +82,25 @@ def test_renewed_leases_do_not_expire(store: Store):
     store.claim("job_documents", item, "alive", lease_s=0.05)
     store.renew("job_documents", ["alive"], lease_s=30)
     time.sleep(0.1)
-    assert store.expired_items("job_documents", 60) == []
+    assert store.expired_items("job_documents", 60, queue_idle=True) == []
 
 
 def test_items_never_handed_to_the_queue_are_found_later(store: Store):
     item = make_job(store, count=1)[0]
-    assert store.expired_items("job_documents", stale_after_s=60) == []
-    assert [r["id"] for r in store.expired_items("job_documents", stale_after_s=-1)] == [item]
-    assert store.requeue_expired("job_documents", item, max_attempts=3) == "queued"
-    assert store.job_item(item)["enqueued"] == 1
+    assert store.expired_items("job_documents", 60, queue_idle=False) == []
+    assert [r["id"] for r in store.expired_items("job_documents", -1, queue_idle=False)] == [item]
+    assert store.requeue_expired("job_documents", item, 3, -1, queue_idle=False) == "queued"
+    assert store.job_item(item)["enqueued_at"] is not None
+
+
+def test_queued_items_whose_task_was_taken_by_a_dead_worker_are_found_when_the_queue_is_idle(store: Store):
+    item = make_job(store, count=1)[0]
+    store.mark_enqueued("job_documents", [item])
+    time.sleep(0.02)
+    assert store.expired_items("job_documents", 0.01, queue_idle=False) == []  # its task may be waiting
+    assert [r["id"] for r in store.expired_items("job_documents", 0.01, queue_idle=True)] == [item]
+    assert store.requeue_expired("job_documents", item, 3, 0.01, queue_idle=True) == "queued"
+    assert store.requeue_expired("job_documents", item, 3, 0.01, queue_idle=True) is None  # just re-enqueued
 
 
 def test_a_job_ends_once_when_its_last_document_ends(store: Store):

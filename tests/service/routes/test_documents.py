@@ -1,0 +1,87 @@
+"""Stored documents through HTTP: upload, list, read, delete, latest result and page overlays."""
+
+import base64
+import hashlib
+import io
+import json
+
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from tests.service.routes.test_extract import problem
+from tests.service.support import wait_for_job, words_document
+
+
+def upload(client: TestClient, data: bytes, name: str = "doc.json") -> dict:
+    response = client.post("/v1/documents", files={"file": (name, data, "application/octet-stream")})
+    assert response.status_code == 201, response.text
+    assert response.headers["location"] == f"/v1/documents/{response.json()['id']}"
+    return response.json()
+
+
+def process(client: TestClient, document_id: str) -> dict:
+    response = client.post("/v1/jobs", data={"document_ids": document_id})
+    assert response.status_code == 202, response.text
+    return wait_for_job(client, response.headers["location"])
+
+
+def test_upload_is_content_addressed_and_listed(api: TestClient):
+    data = words_document(1)
+    stored = upload(api, data, "first.json")
+    assert stored["id"] == hashlib.sha256(data).hexdigest()
+    assert (stored["format"], stored["size"], stored["result_url"]) == ("json", len(data), None)
+    assert upload(api, data, "again.json")["id"] == stored["id"]
+    upload(api, words_document(2))
+    listing = api.get("/v1/documents", params={"limit": 1}).json()
+    assert listing["total"] == 2 and len(listing["documents"]) == 1 and listing["limit"] == 1
+    assert api.get("/v1/documents", params={"offset": 1}).json()["documents"][0]["filename"] == "doc.json"
+    assert api.get(f"/v1/documents/{stored['id']}").json()["filename"] == "first.json"
+
+
+def test_delete(api: TestClient):
+    stored = upload(api, words_document(3))
+    assert api.delete(f"/v1/documents/{stored['id']}").status_code == 204
+    problem(api.get(f"/v1/documents/{stored['id']}"), 404, "document-not-found")
+    problem(api.delete(f"/v1/documents/{stored['id']}"), 404, "document-not-found")
+    problem(api.get("/v1/documents/not-a-sha"), 422, "validation-error")
+
+
+def test_uploads_of_unsupported_formats_are_refused(api: TestClient):
+    response = api.post("/v1/documents", files={"file": ("a.gif", b"GIF89a....", "image/gif")})
+    problem(response, 415, "unsupported-format")
+    assert api.get("/v1/documents").json()["total"] == 0
+
+
+def test_the_result_exists_once_a_job_processed_the_document(api: TestClient):
+    stored = upload(api, words_document(4))
+    problem(api.get(f"/v1/documents/{stored['id']}/result"), 404, "result-not-found")
+    process(api, stored["id"])
+    document = api.get(f"/v1/documents/{stored['id']}").json()
+    assert document["result_url"] == f"/v1/documents/{stored['id']}/result"
+    assert document["result_model"] == "default"
+    result = api.get(document["result_url"]).json()
+    assert result["document_id"] == stored["id"] and result["pages"][0]["words"]
+
+
+def test_the_overlay_is_a_png_of_the_page(api: TestClient):
+    image = Image.new("RGB", (600, 800), "white")
+    encoded = io.BytesIO()
+    image.save(encoded, "PNG")
+    document = json.loads(words_document(5))
+    document["pages"][0]["image"] = base64.b64encode(encoded.getvalue()).decode()
+    stored = upload(api, json.dumps(document).encode())
+    problem(api.get(f"/v1/documents/{stored['id']}/pages/1/overlay.png"), 404, "result-not-found")
+    process(api, stored["id"])
+    response = api.get(f"/v1/documents/{stored['id']}/pages/1/overlay.png")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    overlay = Image.open(io.BytesIO(response.content))
+    assert overlay.format == "PNG" and overlay.width >= 600
+    problem(api.get(f"/v1/documents/{stored['id']}/pages/2/overlay.png"), 404, "result-not-found")
+    problem(api.get(f"/v1/documents/{stored['id']}/pages/0/overlay.png"), 422, "validation-error")
+
+
+def test_an_overlay_without_a_page_image(api: TestClient):
+    stored = upload(api, words_document(6))
+    process(api, stored["id"])
+    response = api.get(f"/v1/documents/{stored['id']}/pages/1/overlay.png")
+    assert response.status_code == 200 and response.content.startswith(b"\x89PNG")

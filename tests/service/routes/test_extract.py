@@ -1,0 +1,112 @@
+"""POST /v1/extract through HTTP, with the real pipeline and the tiny trained model."""
+
+import hashlib
+import io
+import json
+
+from fastapi.testclient import TestClient
+
+from model.synthetic import SyntheticPage
+from service.errors import PROBLEM_CONTENT_TYPE
+from service.main import create_app
+from service.settings import Settings
+from tests.service.support import words_document
+
+
+def problem(response, status: int, kind: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
+    body = response.json()
+    assert body["type"].endswith("/" + kind), body
+    return body
+
+
+def test_a_json_pages_body_is_extracted(api: TestClient):
+    data = words_document(1)
+    response = api.post("/v1/extract", content=data, headers={"content-type": "application/json"})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["document_id"] == hashlib.sha256(data).hexdigest()
+    assert result["model"] == {"id": "default", "labels": ["answer", "header", "question"]}
+    page = result["pages"][0]
+    assert (page["page"], page["width"], page["height"], page["status"]) == (1, 600, 800, "ok")
+    assert [w["text"] for w in page["words"]][:2] == ["Name:", "Person1"]
+    assert [w["id"] for w in page["words"]] == list(range(6))
+    assert set(result["timings_ms"]) == {"decode", "ocr", "model", "postprocess", "total"}
+
+
+def test_multipart_and_raw_bodies_give_the_same_result(api: TestClient):
+    data = words_document(2)
+    as_json = api.post("/v1/extract", content=data, headers={"content-type": "application/json"}).json()
+    as_file = api.post("/v1/extract", files={"file": ("doc.json", data, "application/json")}).json()
+    as_raw = api.post(
+        "/v1/extract", content=data, headers={"content-type": "application/octet-stream"}
+    ).json()
+    for result in (as_file, as_raw):
+        assert result["pages"] == as_json["pages"] and result["document_id"] == as_json["document_id"]
+
+
+def test_a_scanned_page_is_read_with_ocr(api: TestClient, synthetic_pages: list[SyntheticPage]):
+    image = io.BytesIO()
+    synthetic_pages[1].image.save(image, "PNG")
+    response = api.post("/v1/extract", files={"file": ("form.png", image.getvalue(), "image/png")})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert len(result["pages"][0]["words"]) > 10 and result["timings_ms"]["ocr"] > 0
+    metrics = api.get("/metrics").text
+    assert 'docextract_pages_processed_total{source="extract"} 1' in metrics
+    assert 'docextract_stage_duration_seconds_count{stage="ocr"} 1' in metrics
+
+
+def test_query_options_are_checked(api: TestClient):
+    data = words_document(3)
+    headers = {"content-type": "application/json"}
+    problem(api.post("/v1/extract?pages=2", content=data, headers=headers), 422, "invalid-page-selection")
+    problem(api.post("/v1/extract?pages=x", content=data, headers=headers), 422, "invalid-page-selection")
+    problem(api.post("/v1/extract?dpi=10", content=data, headers=headers), 422, "validation-error")
+    problem(api.post("/v1/extract?ocr_lang=en;rm", content=data, headers=headers), 422, "validation-error")
+    problem(
+        api.post("/v1/extract?model=mdl_0123456789abcdef", content=data, headers=headers),
+        404,
+        "model-not-found",
+    )
+    ok = api.post("/v1/extract?pages=1&model=default&ocr_lang=eng&dpi=150", content=data, headers=headers)
+    assert ok.status_code == 200
+
+
+def test_bad_uploads_are_problem_documents(api: TestClient):
+    problem(
+        api.post("/v1/extract", content=b"GIF89a....", headers={"content-type": "image/gif"}),
+        415,
+        "unsupported-format",
+    )
+    problem(
+        api.post("/v1/extract", content=b"", headers={"content-type": "application/json"}), 422, "empty-file"
+    )
+    bad_json = json.dumps(
+        {"pages": [{"width": 10, "height": 10, "words": [{"text": "x", "box": [0, 0, 50, 5]}]}]}
+    )
+    problem(
+        api.post("/v1/extract", content=bad_json, headers={"content-type": "application/json"}),
+        422,
+        "invalid-pages-json",
+    )
+    problem(api.post("/v1/extract", files={"other": ("a.json", b"{}")}), 400, "bad-request")
+    assert (
+        'docextract_documents_processed_total{source="extract",outcome="failed"}' in api.get("/metrics").text
+    )
+
+
+def test_uploads_over_the_limit_are_refused(api_settings: Settings):
+    settings = api_settings.model_copy(update={"max_upload_bytes": 100})
+    with TestClient(create_app(settings)) as client:
+        problem(client.post("/v1/extract", content=words_document(1)), 413, "upload-too-large")
+        problem(
+            client.post("/v1/extract", files={"file": ("a.json", words_document(1))}), 413, "upload-too-large"
+        )
+
+
+def test_no_model_is_a_503(tmp_path):
+    settings = Settings(data_dir=tmp_path / "data", default_model_dir=tmp_path / "none")
+    with TestClient(create_app(settings)) as client:
+        problem(client.post("/v1/extract", content=words_document(1)), 503, "not-ready")

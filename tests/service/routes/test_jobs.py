@@ -1,0 +1,124 @@
+"""Batch jobs through HTTP: create (files and/or stored ids), poll, cancel, callbacks, failures."""
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.service.routes.test_documents import upload
+from tests.service.routes.test_extract import problem
+from tests.service.support import job_files, wait_for, wait_for_job, words_document
+
+
+class CallbackReceiver:
+    """A local HTTP server that records the JSON bodies POSTed to it."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers["content-length"])
+                receiver.bodies.append(json.loads(self.rfile.read(length)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver() -> Iterator[CallbackReceiver]:
+    receiver = CallbackReceiver()
+    yield receiver
+    receiver.server.shutdown()
+
+
+def test_a_job_over_files_and_stored_documents(api: TestClient):
+    first, second = upload(api, words_document(10)), upload(api, words_document(11))
+    response = api.post(
+        "/v1/jobs",
+        files=job_files(2, start=20),
+        data={"document_ids": [f"{first['id']},{second['id']}", first["id"]]},
+    )
+    assert response.status_code == 202
+    job = response.json()
+    assert response.headers["location"] == f"/v1/jobs/{job['id']}"
+    assert (
+        job["status"] in ("queued", "running") and job["progress"]["total"] == 4 and job["model"] == "default"
+    )
+    assert [d["filename"] for d in job["documents"]] == ["doc.json", "doc.json", "doc20.json", "doc21.json"]
+    done = wait_for_job(api, response.headers["location"])
+    assert done["status"] == "succeeded" and done["progress"] == {"done": 4, "total": 4}
+    assert done["started"] and done["finished"]
+    for document in done["documents"]:
+        assert api.get(document["result_url"]).json()["document_id"] == document["document_id"]
+
+
+def test_a_failing_document_fails_alone_and_the_job_reports_it(api: TestClient):
+    broken = ("files", ("broken.png", b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, "image/png"))
+    response = api.post("/v1/jobs", files=[*job_files(2), broken])
+    job = wait_for_job(api, response.headers["location"])
+    assert job["status"] == "failed" and job["progress"] == {"done": 3, "total": 3}
+    statuses = {d["filename"]: (d["status"], d["error"], d["result_url"]) for d in job["documents"]}
+    assert statuses["doc0.json"][0] == "succeeded"
+    status, error, url = statuses["broken.png"]
+    assert status == "failed" and "PNG" in error and url is None
+
+
+def test_the_callback_is_called_once_with_the_job(api: TestClient, receiver: CallbackReceiver):
+    response = api.post("/v1/jobs", files=job_files(3), data={"callback_url": receiver.url})
+    assert response.json()["callback_url"] == receiver.url
+    wait_for_job(api, response.headers["location"])
+    wait_for(lambda: receiver.bodies)
+    body = receiver.bodies[0]
+    assert body["id"] == response.json()["id"] and body["status"] == "succeeded"
+    assert body["progress"] == {"done": 3, "total": 3}
+    api.app.state.services.worker.send_callback(body["id"])  # a second delivery of the task
+    assert len(receiver.bodies) == 1
+    assert api.app.state.services.store.get_job(body["id"])["callback_state"] == "sent"
+
+
+def test_cancel(api: TestClient, receiver: CallbackReceiver):
+    api.app.state.services.queue.stop()  # nothing is consumed: the job stays queued
+    response = api.post("/v1/jobs", files=job_files(3), data={"callback_url": receiver.url})
+    location = response.headers["location"]
+    cancelled = api.delete(location)
+    assert cancelled.status_code == 200
+    job = cancelled.json()
+    assert job["status"] == "cancelled" and {d["status"] for d in job["documents"]} == {"cancelled"}
+    assert job["progress"] == {"done": 3, "total": 3}
+    problem(api.delete(location), 409, "job-finished")
+    api.app.state.services.queue.start()
+    wait_for(lambda: receiver.bodies)
+    assert receiver.bodies[0]["status"] == "cancelled"
+
+
+def test_bad_job_requests(api: TestClient):
+    problem(api.post("/v1/jobs", data={}), 400, "bad-request")
+    problem(api.post("/v1/jobs", data={"document_ids": "a" * 64}), 404, "document-not-found")
+    problem(api.post("/v1/jobs", files=job_files(1), data={"callback_url": "ftp://x/y"}), 400, "bad-request")
+    problem(api.post("/v1/jobs", files=job_files(1), data={"callback_url": "not a url"}), 400, "bad-request")
+    problem(api.post("/v1/jobs?model=mdl_0123456789abcdef", files=job_files(1)), 404, "model-not-found")
+    problem(
+        api.post("/v1/jobs", files=[("files", ("a.gif", b"GIF89a...", "image/gif"))]),
+        415,
+        "unsupported-format",
+    )
+    problem(api.get("/v1/jobs/job_" + "0" * 32), 404, "job-not-found")
+    problem(api.delete("/v1/jobs/job_" + "0" * 32), 404, "job-not-found")
+    problem(api.get("/v1/jobs/whatever"), 422, "validation-error")
+
+
+def test_job_options_apply_to_every_document(api: TestClient):
+    response = api.post("/v1/jobs?pages=2", files=job_files(1))
+    job = wait_for_job(api, response.headers["location"])
+    assert job["status"] == "failed" and "page 2 is not in the document" in job["documents"][0]["error"]

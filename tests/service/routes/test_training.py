@@ -1,0 +1,96 @@
+"""Training runs through HTTP: a synthetic FUNSD zip trains (in a child process) into a model that can be
+activated and used by /v1/extract; bad datasets are refused before anything is queued."""
+
+import io
+import shutil
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.service.routes.test_extract import problem
+from tests.service.support import wait_for, words_document
+
+
+def dataset_zip(folder: Path) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                archive.write(path, "forms/" + path.relative_to(folder).as_posix())
+    return buffer.getvalue()
+
+
+def start_run(api: TestClient, data: bytes, **fields: str):
+    return api.post(
+        "/v1/training-runs", files={"dataset": ("data.zip", data, "application/zip")}, data=fields
+    )
+
+
+@pytest.mark.slow
+def test_a_training_run_produces_a_model_that_serves(api: TestClient, synthetic_dataset: Path):
+    response = start_run(api, dataset_zip(synthetic_dataset), epochs="1", validation_fraction="0.25")
+    assert response.status_code == 202, response.text
+    run = response.json()
+    location = response.headers["location"]
+    assert location == f"/v1/training-runs/{run['id']}"
+    assert (run["status"], run["base_model"], run["epochs"], run["documents"]) == ("queued", "default", 1, 4)
+
+    def finished() -> dict | None:
+        started = time.monotonic()
+        assert api.get("/healthz").status_code == 200
+        assert time.monotonic() - started < 1.0  # the API stays responsive while the run trains
+        current = api.get(location).json()
+        return current if current["status"] in ("succeeded", "failed") else None
+
+    run = wait_for(finished, timeout=300, interval=0.5)
+    assert run["status"] == "succeeded", run["error"]
+    assert run["progress"]["epoch"] == 1 and run["progress"]["step"] == run["progress"]["total_steps"] > 0
+    (epoch,) = run["metrics"]
+    assert epoch["epoch"] == 1 and epoch["loss"] > 0 and 0 <= epoch["entity_f1"] <= 1
+    model = api.get(f"/v1/models/{run['model_id']}").json()
+    assert model["source_run"] == run["id"] and not model["builtin"] and not model["active"]
+    assert api.post(f"/v1/models/{run['model_id']}/activate").json()["active"] is True
+    result = api.post("/v1/extract", content=words_document(1)).json()
+    assert result["model"]["id"] == run["model_id"] and result["pages"][0]["words"]
+    assert 'docextract_training_runs{status="succeeded"} 1' in api.get("/metrics").text
+
+
+def test_bad_datasets_are_refused_before_queueing(api: TestClient, synthetic_dataset: Path):
+    problem(start_run(api, b"not a zip"), 422, "invalid-dataset")
+    traversal = io.BytesIO()
+    with zipfile.ZipFile(traversal, "w") as archive:
+        archive.writestr("../../escape.json", "{}")
+    problem(start_run(api, traversal.getvalue()), 422, "invalid-dataset")
+    empty = io.BytesIO()
+    with zipfile.ZipFile(empty, "w") as archive:
+        archive.writestr("readme.txt", "no annotations here")
+    assert "annotations" in problem(start_run(api, empty.getvalue()), 422, "invalid-dataset")["detail"]
+    data = dataset_zip(synthetic_dataset)
+    problem(start_run(api, data, base_model="mdl_0123456789abcdef"), 404, "model-not-found")
+    problem(start_run(api, data, base_model="gpt"), 422, "validation-error")
+    problem(start_run(api, data, epochs="0"), 422, "validation-error")
+    problem(start_run(api, data, validation_fraction="0.9"), 422, "validation-error")
+    problem(api.get("/v1/training-runs/run_" + "0" * 32), 404, "training-run-not-found")
+    services = api.app.state.services
+    assert services.store.counts("training_runs") == {}
+    assert list((services.store.data_dir / "datasets").iterdir()) == []
+
+
+def test_a_run_that_cannot_start_fails_with_its_reason(
+    api: TestClient, synthetic_dataset: Path, tmp_path: Path
+):
+    """A base model without trained weights: the child process reports why, the run is failed."""
+    onnx_only = tmp_path / "onnx-only"
+    services = api.app.state.services
+    shutil.copytree(
+        services.registry.entry("default").path, onnx_only, ignore=shutil.ignore_patterns("*.safetensors")
+    )
+    trained = services.registry.add(onnx_only, source_run=None)
+    response = start_run(api, dataset_zip(synthetic_dataset), base_model=trained, epochs="1")
+    run = wait_for(
+        lambda: (r := api.get(response.headers["location"]).json())["status"] == "failed" and r, 120
+    )
+    assert "has no trained weights" in run["error"] and run["model_id"] is None
