@@ -117,15 +117,15 @@ def markdown_table(results: dict[str, dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def update_benchmarks_md(table: str) -> None:
+def update_table(table: str, start: str = TABLE_START, end: str = TABLE_END) -> None:
+    """Put `table` between the `start` and `end` markers of BENCHMARKS.md (appended when missing)."""
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text(encoding="utf-8")
-    if TABLE_START in text and TABLE_END in text:
-        head, rest = text.split(TABLE_START, 1)
-        tail = rest.split(TABLE_END, 1)[1]
-        text = f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}"
     else:
-        text += f"\n{TABLE_START}\n{table}\n{TABLE_END}\n"
+        text += f"\n{start}\n{table}\n{end}\n"
     path.write_text(text, encoding="utf-8")
 
 
@@ -156,7 +156,7 @@ def main() -> None:
         RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         print(f"[{name}] test entity F1 {results[name]['f1']:.4f}", flush=True)
     table = markdown_table(results)
-    update_benchmarks_md(table)
+    update_table(table)
     print(table)
 
 

@@ -60,6 +60,9 @@ def worker(
     workers: Annotated[
         int | None, typer.Option(min=1, help="Documents at once (default: DOCEXTRACT_QUEUE_WORKERS).")
     ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve this worker's Prometheus metrics at :PORT/metrics.")
+    ] = None,
 ) -> None:
     """Consume the job queue (huey's consumer): documents of jobs and training runs. Run one or more per
     machine with DOCEXTRACT_REDIS_URL set and the data directory on a shared volume."""
@@ -82,6 +85,11 @@ def worker(
         signal.signal(number, lambda *_: stop.set())
     services.queue.start(chosen, workers)
     threading.Thread(target=services.registry.warm, daemon=True).start()
+    if metrics_port:
+        from service.metrics import start_metrics_server
+        from service.routes.health import gauges
+
+        start_metrics_server(lambda: services.metrics.render(gauges(services)), settings.host, metrics_port)
     typer.echo(f"docextract worker: consuming {', '.join(chosen)} ({services.queue.mode} queue)", err=True)
     stop.wait()
     typer.echo("docextract worker: stopping (running tasks get 30 s)", err=True)
@@ -223,6 +231,24 @@ def train(
         typer.echo(
             f"best validation entity F1 {best.val_f1:.4f} at epoch {best.epoch}; model in {out / 'best'}"
         )
+
+
+@app.command()
+def export(
+    out: Annotated[
+        Path, typer.Option(help="Serving folder to write (model.onnx, model.int8.onnx, onnx.json).")
+    ],
+    model: Annotated[
+        Path | None, typer.Option(help="Trained model folder; default: the bundled model.")
+    ] = None,
+    int8: Annotated[bool, typer.Option(help="Also write the int8 (dynamically quantised) variant.")] = True,
+) -> None:
+    """Export a trained model to a self-contained ONNX serving folder (needs the train extra)."""
+    from model.bundled import bundled_model_dir
+    from model.export import export_onnx
+
+    for path in export_onnx(model or bundled_model_dir(), out, int8=int8):
+        typer.echo(f"wrote {path}")
 
 
 @app.command()

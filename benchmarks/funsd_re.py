@@ -1,0 +1,120 @@
+"""FUNSD relation extraction (key -> value links) benchmark, with the joint entity + relation model.
+
+Trains entity and relation heads jointly on FUNSD `training_data` (question -> answer links, reading
+order, word boxes; best epoch on a validation split carved from the training data), then scores on
+`testing_data`: relation F1 with gold entities (the LayoutXLM / BROS protocol), relation F1 end to end from
+predicted entities, and entity F1. Results go to `benchmarks/results/funsd_re.json` and the table between
+the markers in BENCHMARKS.md.
+
+    .venv/bin/python benchmarks/funsd_re.py --budget-minutes 35
+    .venv/bin/python benchmarks/funsd_re.py --model benchmarks/runs/joint/best   # score a trained model
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from funsd_ser import ROOT, git_sha, update_table
+
+from model.artifact import InputOptions
+from model.config import minilm_config
+from model.evaluate import EvaluationReport, evaluate_model_dir
+from model.funsd import read_dataset
+from model.minilm import minilm_tokenizer_path
+from model.train import TrainOptions, prepare_trainer
+
+RESULTS = ROOT / "benchmarks" / "results" / "funsd_re.json"
+MARKERS = ("<!-- funsd_re:start -->", "<!-- funsd_re:end -->")
+ANCHORS = (
+    ("XLM-RoBERTa-base, text only (paper)", 0.2659),
+    ("LayoutXLM-base (paper)", 0.5483),
+    ("BROS-base (paper)", 0.7146),
+    ("GeoLayoutLM (paper)", 0.8945),
+)
+
+
+def train_joint(data: Path, out: Path, options: TrainOptions) -> tuple[float, int]:
+    started = time.monotonic()
+
+    def log(event: dict[str, float]) -> None:
+        if "val_f1" in event:
+            relation = event.get("val_relation_f1", float("nan"))
+            print(
+                f"[joint] epoch {int(event['epoch'])} loss {event['loss']:.4f} "
+                f"val entity F1 {event['val_f1']:.4f} val relation F1 {relation:.4f}",
+                flush=True,
+            )
+
+    documents = read_dataset(data / "training_data")
+    trainer = prepare_trainer(
+        documents, out, options, minilm_config(), minilm_tokenizer_path(), on_progress=log
+    )
+    history = trainer.run()
+    return time.monotonic() - started, len(history)
+
+
+def table(result: dict[str, object]) -> str:
+    lines = [
+        "| model | relation F1, gold entities | relation F1, end to end | entity F1 |",
+        "| --- | --- | --- | --- |",
+        f"| docextract joint (MiniLM-L6 init, {result['epochs_run']} epochs) "
+        f"| **{result['relation_f1_gold']:.4f}** | {result['relation_f1_end_to_end']:.4f} "
+        f"| {result['entity_f1']:.4f} |",
+    ]
+    lines += [f"| {name} | {f1:.4f} | | |" for name, f1 in ANCHORS]
+    return "\n".join(lines)
+
+
+def result_record(
+    report: EvaluationReport, model_dir: Path, seconds: float | None, epochs: int | None
+) -> dict:
+    assert report.relations_gold_entities is not None and report.relations_end_to_end is not None
+    return {
+        "relation_f1_gold": report.relations_gold_entities.f1,
+        "relation_gold": report.relations_gold_entities.to_dict(),
+        "relation_f1_end_to_end": report.relations_end_to_end.f1,
+        "relation_end_to_end": report.relations_end_to_end.to_dict(),
+        "entity_f1": report.entities.micro.f1,
+        "entities": report.entities.to_dict(),
+        "train_wall_seconds": round(seconds, 1) if seconds is not None else None,
+        "epochs_run": epochs,
+        "model_dir": str(model_dir),
+        "git_sha": git_sha(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "funsd")
+    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "runs" / "joint")
+    parser.add_argument("--model", type=Path, help="score this trained model instead of training one")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--budget-minutes", type=float, default=35.0)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--threshold", type=float, default=0.5)
+    args = parser.parse_args()
+    seconds = epochs = None
+    model_dir = args.model
+    if model_dir is None:
+        options = TrainOptions(
+            epochs=args.epochs,
+            seed=args.seed,
+            budget_seconds=args.budget_minutes * 60,
+            inputs=InputOptions(word_order="reading", box_level="word"),
+            relation_pairs=(("question", "answer"),),
+        )
+        seconds, epochs = train_joint(args.data, args.work, options)
+        model_dir = args.work / "best"
+    report = evaluate_model_dir(model_dir, args.data / "testing_data", threshold=args.threshold)
+    result = result_record(report, model_dir, seconds, epochs)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    update_table(table(result), *MARKERS)
+    print(table(result))
+
+
+if __name__ == "__main__":
+    main()
