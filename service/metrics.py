@@ -3,15 +3,17 @@
 `Metrics` holds this process's counters and histograms: HTTP requests and latencies by route template,
 documents and pages processed, and the pipeline's stage timings. Gauges that describe shared state (queue
 depth, jobs and training runs by status, model loaded) are read when `/metrics` is scraped and passed to
-`Metrics.render`. `MetricsMiddleware` times every request and labels it with the matched route template
-(never the raw path, so ids do not explode the label space).
+`Metrics.render`; `docextract worker` serves them with `start_metrics_server`. `MetricsMiddleware` times
+every request and labels it with the matched route template (never the raw path, so ids do not explode
+the label space).
 """
 
 import math
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -150,6 +152,29 @@ class Metrics:
             lines = [line for family in families for line in family.lines()]
         lines += [line for gauge in gauges for line in gauge.lines()]
         return "\n".join(lines) + "\n"
+
+
+def start_metrics_server(render: Callable[[], str], host: str, port: int) -> ThreadingHTTPServer:
+    """Serve `render()` at GET /metrics from a daemon thread (for `docextract worker`, which has no API)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404)
+                return
+            body = render().encode()
+            self.send_response(200)
+            self.send_header("Content-Type", CONTENT_TYPE)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    threading.Thread(target=server.serve_forever, name="metrics-server", daemon=True).start()
+    return server
 
 
 class MetricsMiddleware:

@@ -86,6 +86,20 @@ class Worker:
             with self._lock:
                 self._claims[table].discard(claim)
 
+    def enqueue_new(self, table: WorkTable, item_ids: list[str]) -> None:
+        """Hand new items to the queue. When the queue is unreachable they stay stored as never enqueued,
+        and the lease keeper of a worker hands them over once it is back (the request still succeeds)."""
+        queue = self.services.queue
+        enqueue = queue.enqueue_document if table == "job_documents" else queue.enqueue_training
+        done: list[str] = []
+        try:
+            for item_id in item_ids:
+                enqueue(item_id)
+                done.append(item_id)
+        except Exception as exc:  # redis.ConnectionError, sqlite3.OperationalError, ...
+            log.warning("queue unreachable, %d item(s) wait in the store: %s", len(item_ids) - len(done), exc)
+        self.services.store.mark_enqueued(table, done)
+
     # Documents of jobs.
 
     def process_document(self, item_id: str) -> None:

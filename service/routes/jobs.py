@@ -84,10 +84,7 @@ def create_job(
     services.store.create_job(job_id, documents, job_options.model_dump(), callback)
     job = services.store.get_job(job_id)
     assert job is not None
-    items = [item["id"] for item in job["documents"]]
-    for item_id in items:
-        services.queue.enqueue_document(item_id)
-    services.store.mark_enqueued("job_documents", items)
+    services.worker.enqueue_new("job_documents", [item["id"] for item in job["documents"]])
     response.headers["Location"] = f"/v1/jobs/{job_id}"
     return job_view(job)
 

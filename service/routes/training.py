@@ -56,8 +56,7 @@ def create_run(
         "documents": len(documents),
     }
     services.store.create_run(run_id, options)
-    services.queue.enqueue_training(run_id)
-    services.store.mark_enqueued("training_runs", [run_id])
+    services.worker.enqueue_new("training_runs", [run_id])
     response.headers["Location"] = f"/v1/training-runs/{run_id}"
     return existing_run(services, run_id)
 

@@ -3,8 +3,10 @@ duplicate deliveries change nothing. Embedded = SQLite queue consumed in the app
 redis-server and `docextract worker` processes."""
 
 import io
+import subprocess
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -44,10 +46,41 @@ def test_a_batch_of_20_completes_on_redis_with_a_worker_process(
         location = post_job(client, 20)
         assert client.get(location).json()["status"] == "queued"  # the API only enqueues
         assert client.get("/readyz").json()["checks"]["queue"] is True
-        with DocextractProcess(["worker", "--queues", "documents"], settings, tmp_path / "worker.log") as w:
+        port = free_port()
+        command = ["worker", "--queues", "documents", "--metrics-port", str(port)]
+        with DocextractProcess(command, settings, tmp_path / "worker.log") as worker:
             job = wait_for_job(client, location, timeout=90)
-            assert "consuming documents (redis queue)" in w.output()
+            assert "consuming documents (redis queue)" in worker.output()
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
         assert_all_succeeded(client, job, 20)
+        assert 'docextract_pages_processed_total{source="job"} 20' in metrics
+        assert 'docextract_queue_depth{queue="documents"} 0' in metrics
+
+
+def test_a_job_posted_while_redis_is_down_runs_once_it_is_back(api_settings: Settings, tmp_path: Path):
+    port = free_port()
+    settings = api_settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0", "lease_s": 1.0})
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/readyz").json()["checks"]["queue"] is False
+        location = post_job(client, 3)  # stored; the queue gets it later
+        command = [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ]
+        redis = subprocess.Popen([*command, "--dir", str(tmp_path)], stdout=subprocess.DEVNULL)
+        try:
+            with DocextractProcess(["worker"], settings, tmp_path / "worker.log"):
+                assert_all_succeeded(client, wait_for_job(client, location, timeout=60), 3)
+        finally:
+            redis.terminate()
+            redis.wait(timeout=10)
 
 
 def test_embedded_jobs_survive_a_restart(api_settings: Settings):
@@ -129,8 +162,6 @@ def test_a_real_server_killed_mid_batch_finishes_the_batch_after_a_restart(
     api_settings: Settings, tmp_path: Path
 ):
     """`docextract serve` (uvicorn) gets a batch, is SIGKILLed, and is started again on the same data."""
-    import httpx
-
     settings = api_settings.model_copy(update={"port": free_port(), "lease_s": 1.0})
     base = f"http://127.0.0.1:{settings.port}"
 
