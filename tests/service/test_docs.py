@@ -19,6 +19,10 @@ def test_every_setting_is_documented():
 
 
 def test_markers_are_replaced_in_place():
-    text = f"intro\n{TABLE_START}\nold\n{TABLE_END}\noutro\n"
+    text = f"intro\n{TABLE_START}\nSTALE-TABLE\n{TABLE_END}\noutro\n"
     updated = with_settings_table(text)
-    assert updated.startswith("intro\n") and updated.endswith(f"{TABLE_END}\noutro\n") and "old" not in updated
+    assert (
+        updated.startswith("intro\n")
+        and updated.endswith(f"{TABLE_END}\noutro\n")
+        and "STALE-TABLE" not in updated
+    )
