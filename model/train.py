@@ -125,10 +125,29 @@ def batches(pages: Sequence[EncodedPage], batch_size: int, rng: random.Random) -
     return [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
 
 
+def tail_choice_loss(
+    logits: torch.Tensor, tails: torch.Tensor, targets: torch.Tensor, entities: int
+) -> torch.Tensor:
+    """Each tail (value) chooses one of its candidate heads (keys) or none: cross-entropy of a softmax over
+    [none (logit 0), its candidates' logits], averaged over the tails that have candidates.
+
+    logits, tails, targets: [B, P] (targets 1 linked, 0 not, PAD_TARGET padding). Decoding matches it: a
+    head is kept when its logit is the tail's best and above 0, i.e. sigmoid >= 0.5 (`select_links`)."""
+    valid = targets >= 0
+    clamped = logits.clamp(-30.0, 30.0)
+    zeros = torch.zeros(logits.shape[0], entities, dtype=logits.dtype)
+    exp = torch.where(valid, clamped.exp(), torch.zeros_like(clamped))
+    denominator = (zeros + 1.0).scatter_add(1, tails, exp)
+    candidates = zeros.scatter_add(1, tails, valid.to(logits.dtype))
+    linked = torch.where(valid & (targets > 0), clamped, torch.zeros_like(clamped))
+    chosen = zeros.scatter_add(1, tails, linked)
+    return (denominator.log() - chosen)[candidates > 0].mean()
+
+
 def relation_loss(
     model: EntityTagger, states: torch.Tensor, items: Sequence[RelationInputs]
 ) -> torch.Tensor | None:
-    """Binary cross-entropy over the candidate pairs of each window (gold entities)."""
+    """The tail-choice loss over the candidate pairs of each window (gold entities)."""
     if model.relation_head is None or not any(len(i.pairs) for i in items):
         return None
     batch = as_tensors(collate_relations(items))
@@ -136,9 +155,8 @@ def relation_loss(
     logits = model.relation_head(
         entity_states, batch["entity_labels"], batch["pair_index"], batch["pair_features"]
     )
-    targets = batch["pair_targets"]
-    mask = targets >= 0
-    return nn.functional.binary_cross_entropy_with_logits(logits[mask], targets[mask])
+    entities = batch["entity_labels"].shape[1]
+    return tail_choice_loss(logits, batch["pair_index"][..., 1], batch["pair_targets"], entities)
 
 
 def train_step(
