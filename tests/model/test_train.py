@@ -1,4 +1,5 @@
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from model.features import load_tokenizer
 from model.funsd import read_dataset
 from model.minilm import minilm_tokenizer_path
 from model.relations import RelationSchema
-from model.train import LinearSchedule, TrainOptions, prepare_trainer
+from model.train import LinearSchedule, TrainOptions, prepare_trainer, tail_choice_loss
 
 TINY_OPTIONS = TrainOptions(
     epochs=30, batch_size=1, lr=5e-3, lr_new=5e-3, warmup_ratio=0.05, validation_fraction=0.0, init="random"
@@ -168,3 +169,14 @@ def test_linear_schedule_warms_up_decays_and_can_be_shortened():
     assert schedule(6) == pytest.approx(0.5) and schedule(10) == 0.0
     schedule.total = 6
     assert schedule(4) == pytest.approx(0.5) and schedule(6) == 0.0
+
+
+def test_tail_choice_loss_is_a_softmax_over_none_and_the_candidates():
+    # entities 0..2; pairs (0 -> 2) linked, (1 -> 2) not, third pair is padding
+    logits = torch.tensor([[2.0, -1.0, 5.0]])
+    tails = torch.tensor([[2, 2, 0]])
+    linked = torch.tensor([[1.0, 0.0, -1.0]])
+    denominator = math.log(1 + math.exp(2.0) + math.exp(-1.0))
+    assert tail_choice_loss(logits, tails, linked, 3).item() == pytest.approx(denominator - 2.0)
+    unlinked = torch.tensor([[0.0, 0.0, -1.0]])  # the value has no key: "none" is the answer
+    assert tail_choice_loss(logits, tails, unlinked, 3).item() == pytest.approx(denominator)
