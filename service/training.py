@@ -40,7 +40,13 @@ def child_env() -> dict[str, str]:
     (its working directory is the run's work folder, so nothing there can shadow a package)."""
     source_root = str(Path(__file__).resolve().parent.parent)
     path = os.environ.get("PYTHONPATH")
-    return {**os.environ, "PYTHONPATH": source_root + (os.pathsep + path if path else "")}
+    # Idle OpenMP threads sleep instead of spinning: a CPU shared with the API (or anything else) would
+    # otherwise slow training down many times over.
+    return {
+        "OMP_WAIT_POLICY": "PASSIVE",
+        **os.environ,
+        "PYTHONPATH": source_root + (os.pathsep + path if path else ""),
+    }
 
 
 def _stop_child(child: subprocess.Popen[bytes]) -> None:
@@ -130,12 +136,15 @@ def base_model_setup(settings: Settings, base_model: str) -> "tuple[ModelConfig,
 
 def train_run(settings: Settings, store: Store, run_id: str) -> str:
     """Train, export and register; returns the new model's id."""
+    import torch
+
     from model.artifact import META_FILE, WEIGHTS_FILE
     from model.export import export_onnx
     from model.train import TrainOptions, prepare_trainer
     from service.datasets import dataset_root, validate
     from service.registry import Registry
 
+    torch.set_num_threads(settings.train_threads or os.cpu_count() or 1)
     run = store.get_run(run_id)
     assert run is not None
     options = run["options"]

@@ -35,6 +35,7 @@ def api_settings(tmp_path: Path, serving_model: Path) -> Settings:
         queue_poll_s=0.1,
         model_threads=1,
         ocr_workers=1,
+        train_threads=1,
         lease_s=30.0,
     )
 

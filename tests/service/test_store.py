@@ -96,11 +96,12 @@ def test_items_never_handed_to_the_queue_are_found_later(store: Store):
 def test_queued_items_whose_task_was_taken_by_a_dead_worker_are_found_when_the_queue_is_idle(store: Store):
     item = make_job(store, count=1)[0]
     store.mark_enqueued("job_documents", [item])
-    time.sleep(0.02)
-    assert store.expired_items("job_documents", 0.01, queue_idle=False) == []  # its task may be waiting
-    assert [r["id"] for r in store.expired_items("job_documents", 0.01, queue_idle=True)] == [item]
-    assert store.requeue_expired("job_documents", item, 3, 0.01, queue_idle=True) == "queued"
-    assert store.requeue_expired("job_documents", item, 3, 0.01, queue_idle=True) is None  # just re-enqueued
+    with sqlite3.connect(store.db_path) as db:  # handed to the queue 100 s ago
+        db.execute("update job_documents set enqueued_at = enqueued_at - 100")
+    assert store.expired_items("job_documents", 50, queue_idle=False) == []  # its task may be waiting
+    assert [r["id"] for r in store.expired_items("job_documents", 50, queue_idle=True)] == [item]
+    assert store.requeue_expired("job_documents", item, 3, 50, queue_idle=True) == "queued"
+    assert store.requeue_expired("job_documents", item, 3, 50, queue_idle=True) is None  # just re-enqueued
 
 
 def test_a_job_ends_once_when_its_last_document_ends(store: Store):

@@ -82,9 +82,10 @@ def test_the_callback_is_called_once_with_the_job(api: TestClient, receiver: Cal
     body = receiver.bodies[0]
     assert body["id"] == response.json()["id"] and body["status"] == "succeeded"
     assert body["progress"] == {"done": 3, "total": 3}
+    store = api.app.state.services.store
+    wait_for(lambda: store.get_job(body["id"])["callback_state"] == "sent")
     api.app.state.services.worker.send_callback(body["id"])  # a second delivery of the task
     assert len(receiver.bodies) == 1
-    assert api.app.state.services.store.get_job(body["id"])["callback_state"] == "sent"
 
 
 def test_cancel(api: TestClient, receiver: CallbackReceiver):
