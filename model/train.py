@@ -131,17 +131,19 @@ def tail_choice_loss(
     """Each tail (value) chooses one of its candidate heads (keys) or none: cross-entropy of a softmax over
     [none (logit 0), its candidates' logits], averaged over the tails that have candidates.
 
-    logits, tails, targets: [B, P] (targets 1 linked, 0 not, PAD_TARGET padding). Decoding matches it: a
-    head is kept when its logit is the tail's best and above 0, i.e. sigmoid >= 0.5 (`select_links`)."""
+    logits, tails, targets: [B, P] (targets 1 linked, 0 not, PAD_TARGET padding). A stable log-sum-exp per
+    tail (no clamping, so no logit ever loses its gradient). Decoding matches it: a head is kept when its
+    logit is the tail's best and above 0, i.e. sigmoid >= 0.5 (`select_links`)."""
     valid = targets >= 0
-    clamped = logits.clamp(-30.0, 30.0)
+    very_low = torch.finfo(logits.dtype).min
+    masked = torch.where(valid, logits, torch.full_like(logits, very_low))
     zeros = torch.zeros(logits.shape[0], entities, dtype=logits.dtype)
-    exp = torch.where(valid, clamped.exp(), torch.zeros_like(clamped))
-    denominator = (zeros + 1.0).scatter_add(1, tails, exp)
+    peak = zeros.scatter_reduce(1, tails, masked, reduce="amax", include_self=True).detach()  # >= 0 (none)
+    shifted = torch.where(valid, (logits - peak.gather(1, tails)).exp(), torch.zeros_like(logits))
+    log_denominator = peak + ((-peak).exp() + zeros.scatter_add(1, tails, shifted)).log()
     candidates = zeros.scatter_add(1, tails, valid.to(logits.dtype))
-    linked = torch.where(valid & (targets > 0), clamped, torch.zeros_like(clamped))
-    chosen = zeros.scatter_add(1, tails, linked)
-    return (denominator.log() - chosen)[candidates > 0].mean()
+    chosen = zeros.scatter_add(1, tails, torch.where(valid & (targets > 0), logits, torch.zeros_like(logits)))
+    return (log_denominator - chosen)[candidates > 0].mean()
 
 
 def relation_loss(
@@ -199,13 +201,16 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self.schedule)
         self.step = 0
 
-    def _fit_schedule_to_budget(self, epoch_seconds: float, deadline: float | None) -> None:
-        """Shorten the decay to the epochs the remaining wall-clock budget allows (never lengthen it)."""
-        if deadline is None or epoch_seconds <= 0:
+    def _fit_schedule_to_budget(self, deadline: float | None) -> None:
+        """End the decay with the epochs the remaining wall-clock budget allows, at the fastest epoch time
+        seen so far (a slow first epoch on a busy machine must not end training early), never beyond the
+        epochs asked for."""
+        if deadline is None or not self.history:
             return
-        epochs_left = max(0, int((deadline - time.monotonic()) / epoch_seconds))
+        epoch_seconds = min(h.seconds for h in self.history)
+        epochs_left = max(0, int((deadline - time.monotonic()) / max(epoch_seconds, 1e-3)))
         reachable = self.step + epochs_left * self.steps_per_epoch
-        self.schedule.total = max(self.step + 1, min(self.schedule.total, reachable))
+        self.schedule.total = max(self.step + 1, min(self.steps_per_epoch * self.options.epochs, reachable))
         self.total_steps = self.schedule.total
 
     def _save_state(self, epoch: int) -> None:
@@ -268,7 +273,7 @@ class Trainer:
             self.history.append(record)
             if record.score > best:
                 save_model(self.model, self._meta_with_metrics(), self.tokenizer_path, self.out_dir / "best")
-            self._fit_schedule_to_budget(time.monotonic() - epoch_start, deadline)
+            self._fit_schedule_to_budget(deadline)
             self._save_state(epoch + 1)
             self._write_history()
             if self.on_progress:
