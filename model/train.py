@@ -139,7 +139,9 @@ def tail_choice_loss(
     masked = torch.where(valid, logits, torch.full_like(logits, very_low))
     zeros = torch.zeros(logits.shape[0], entities, dtype=logits.dtype)
     peak = zeros.scatter_reduce(1, tails, masked, reduce="amax", include_self=True).detach()  # >= 0 (none)
-    shifted = torch.where(valid, (logits - peak.gather(1, tails)).exp(), torch.zeros_like(logits))
+    # exp of values <= 0 only (padding gets 0 first): no overflow, so no NaN gradient through torch.where
+    relative = torch.where(valid, logits - peak.gather(1, tails), torch.zeros_like(logits))
+    shifted = relative.exp() * valid.to(logits.dtype)
     log_denominator = peak + ((-peak).exp() + zeros.scatter_add(1, tails, shifted)).log()
     candidates = zeros.scatter_add(1, tails, valid.to(logits.dtype))
     chosen = zeros.scatter_add(1, tails, torch.where(valid & (targets > 0), logits, torch.zeros_like(logits)))
