@@ -242,6 +242,10 @@ class Trainer:
         losses = []
         for batch in batches(self.train_pages, self.options.batch_size, rng):
             loss = train_step(self.model, self.train_pages, batch, self.pad_id, self.options.relation_weight)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"training loss is {loss.item()} at step {self.step + 1}: lower the lr"
+                )
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(self.model.parameters(), self.options.max_grad_norm)
