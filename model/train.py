@@ -144,7 +144,11 @@ def tail_choice_loss(
     shifted = relative.exp() * valid.to(logits.dtype)
     log_denominator = peak + ((-peak).exp() + zeros.scatter_add(1, tails, shifted)).log()
     candidates = zeros.scatter_add(1, tails, valid.to(logits.dtype))
-    chosen = zeros.scatter_add(1, tails, torch.where(valid & (targets > 0), logits, torch.zeros_like(logits)))
+    # a value linked to several keys: the target is "any of them" (log of the summed probabilities)
+    positive = (valid & (targets > 0)).to(logits.dtype)
+    positive_sum = zeros.scatter_add(1, tails, shifted * positive)
+    has_positive = zeros.scatter_add(1, tails, positive) > 0
+    chosen = torch.where(has_positive, peak + positive_sum.clamp_min(1e-30).log(), zeros)
     return (log_denominator - chosen)[candidates > 0].mean()
 
 
