@@ -330,7 +330,11 @@ def extract(
     settings = get_settings()
     try:
         options = ExtractOptions(pages=pages, ocr_language=ocr_language, dpi=dpi)
-        runtime = Runtime.load(serving_model_dir(settings, model), variant=variant)  # type: ignore[arg-type]
+        runtime = Runtime.load(
+            serving_model_dir(settings, model),
+            variant=variant,  # type: ignore[arg-type]
+            relation_threshold=settings.relation_threshold,
+        )
         extraction = run_extraction(file.read_bytes(), options, settings, runtime)
     except (DocumentError, ValidationError, FileNotFoundError, RuntimeError, ValueError) as exc:
         typer.echo(f"error: {getattr(exc, 'detail', exc)}", err=True)

@@ -39,7 +39,7 @@ def load_runtime(path: Path, settings: Settings) -> Runtime:
     import os
 
     threads = settings.model_threads or os.cpu_count() or 1
-    return Runtime.load(path, settings.model_variant, threads)
+    return Runtime.load(path, settings.model_variant, threads, relation_threshold=settings.relation_threshold)
 
 
 def default_model_path(settings: Settings) -> Path:

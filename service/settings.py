@@ -91,6 +91,9 @@ class Settings(BaseSettings):
         "int8", description="Which ONNX graph of a model is served: dynamically quantised int8, or fp32."
     )
     model_threads: int = Field(0, ge=0, description="onnxruntime threads per model; 0 = one per CPU core.")
+    relation_threshold: float = Field(
+        0.5, ge=0.0, le=1.0, description="Least link probability for a key-value pair to be reported."
+    )
     train_threads: int = Field(0, ge=0, description="torch threads of a training run; 0 = one per CPU core.")
     max_dataset_bytes: int = Field(
         500 * 1024 * 1024, ge=1, description="Largest accepted training dataset zip, in bytes."

@@ -379,3 +379,15 @@ def test_cli_extract_reports_a_missing_model(
     synthetic_pages[0].image.save(source)
     result = runner.invoke(app, ["extract", str(source), "--model", str(tmp_path)])
     assert result.exit_code == 1 and "not a model folder" in result.output
+
+
+def test_the_relation_threshold_decides_which_links_are_reported(
+    synthetic_pages: list[SyntheticPage], serving_dir: Path
+):
+    data = png(synthetic_pages[0].image)
+    counts = []
+    for threshold in (0.0, 0.5, 1.0):
+        runtime = Runtime.load(serving_dir, variant="int8", threads=1, relation_threshold=threshold)
+        counts.append(len(extract_document(data, ExtractOptions(), SETTINGS, runtime).pages[0].relations))
+    assert counts[0] >= counts[1] >= counts[2] == 0
+    assert counts[0] > 0
