@@ -273,3 +273,21 @@ def export_relation_head(head: RelationHead, config: ModelConfig, path: Path) ->
     if worst > PARITY_TOLERANCE:
         raise RuntimeError(f"relation graph differs from torch by {worst:.2e}")
     return worst
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m model.export MODEL_DIR OUT_DIR [--no-int8]`: the export in a process of its own, so a
+    serving process never imports torch (and each export starts from a clean torch.export state)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m model.export", description=main.__doc__)
+    parser.add_argument("model_dir", type=Path)
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--no-int8", action="store_true")
+    args = parser.parse_args(argv)
+    for path in export_onnx(args.model_dir, args.out_dir, int8=not args.no_int8):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,10 +12,13 @@ exporting it once under the data directory when only the trained weights are the
 """
 
 import hashlib
+import importlib.util
 import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -288,16 +291,19 @@ def model_fingerprint(model_dir: Path) -> str:
 
 def export_serving_folder(model_dir: Path, target: Path) -> None:
     """Export a trained model folder to an ONNX serving folder (needs the `train` extra), atomically."""
-    try:
-        from model.export import export_onnx
-    except ImportError as exc:
+    if importlib.util.find_spec("torch") is None:
         raise RuntimeError(
             f"{model_dir} holds trained weights only; exporting them to ONNX needs the train extra "
-            f"(torch, onnx): install it, or pass a folder exported with model.export ({exc})"
-        ) from exc
+            "(torch, onnx): install it, or pass a folder exported with `docextract export`"
+        )
     partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
-    export_onnx(model_dir, partial)
+    # a child process: this (serving) process never imports torch
+    command = [sys.executable, "-m", "model.export", str(model_dir), str(partial)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise RuntimeError(f"exporting {model_dir} to ONNX failed: {done.stderr.strip()[-2000:]}")
     try:
         partial.rename(target)
     except OSError:  # another process finished the same export first
