@@ -2,14 +2,16 @@
 model. No torch, so the serving runtime can read it."""
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from model.config import LabelSet, ModelConfig
 from model.relations import RelationSchema
 
+T = TypeVar("T")
 ARTIFACT_FORMAT = "docextract-model"
 ARTIFACT_VERSION = 1
 META_FILE = "config.json"
@@ -75,14 +77,22 @@ class ArtifactMeta:
         )
 
     def save(self, directory: Path) -> Path:
-        path = Path(directory) / META_FILE
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        return path
+        return save_json(Path(directory) / META_FILE, self.to_dict())
 
     @classmethod
     def load(cls, directory: Path) -> "ArtifactMeta":
-        path = Path(directory) / META_FILE
-        try:
-            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}: invalid model artifact metadata: {exc}") from exc
+        return load_json(Path(directory) / META_FILE, cls.from_dict, "model artifact metadata")
+
+
+def save_json(path: Path, data: dict[str, Any]) -> Path:
+    """Write metadata as sorted, indented JSON."""
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def load_json(path: Path, parse: Callable[[dict[str, Any]], T], what: str) -> T:
+    """Read and parse a metadata file; any problem is a ValueError naming the file."""
+    try:
+        return parse(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: invalid {what}: {exc}") from exc

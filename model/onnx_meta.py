@@ -8,13 +8,12 @@ Graph outputs are listed in ONE place, `OUTPUT_NAMES`, in the order the exported
 appending its name here; the exporter, the metadata and the runtime's session call all follow.
 """
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from model.artifact import ArtifactMeta
+from model.artifact import ArtifactMeta, load_json, save_json
 from model.features import INPUT_NAMES
 
 ONNX_FORMAT = "docextract-onnx"
@@ -95,14 +94,8 @@ class OnnxMeta:
         return meta
 
     def save(self, directory: Path) -> Path:
-        path = Path(directory) / ONNX_META_FILE
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        return path
+        return save_json(Path(directory) / ONNX_META_FILE, self.to_dict())
 
     @classmethod
     def load(cls, directory: Path) -> "OnnxMeta":
-        path = Path(directory) / ONNX_META_FILE
-        try:
-            return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}: invalid ONNX artifact metadata: {exc}") from exc
+        return load_json(Path(directory) / ONNX_META_FILE, cls.from_dict, "ONNX artifact metadata")
