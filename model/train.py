@@ -76,23 +76,51 @@ def seed_everything(seed: int) -> None:
 
 
 def build_model(meta: ArtifactMeta, init: str) -> EntityTagger:
-    """A fresh network with its text stream from MiniLM, random weights, or a saved model's encoder."""
+    """A fresh network with its text stream from MiniLM, random weights, or a saved model's weights.
+
+    From a saved model (e.g. one pre-trained on synthetic forms) the encoder is always copied; the entity
+    and relation heads too when the label set (and relation schema) are the same, so that fine-tuning
+    starts from everything the source learned that still fits."""
     model = build_network(meta)
     if init == "minilm":
         load_minilm_text_stream(model.encoder)
     elif init != "random":
-        source, _ = load_model(Path(init))
-        model.encoder.load_state_dict(source.encoder.state_dict())
+        source, source_meta = load_model(Path(init))
+        model.load_state_dict(transferable_state(source, source_meta, meta), strict=False)
     return model
 
 
-def parameter_groups(model: EntityTagger, options: TrainOptions) -> list[dict]:
-    """Pretrained text-stream parameters at `lr`, new ones at `lr_new`; no decay on norms and biases."""
-    pretrained = {f"encoder.{name}" for name in name_mapping(model.encoder.config.num_layers)}
+def transferable_state(source: EntityTagger, source_meta: ArtifactMeta, meta: ArtifactMeta) -> dict:
+    """The source weights a model described by `meta` can take: the encoder, plus heads of equal shape
+    when the label sets match. Raises when the encoders differ in shape."""
+    target = build_network(meta).state_dict()
+    same_labels = source_meta.label_set == meta.label_set
+    state = {}
+    for name, tensor in source.state_dict().items():
+        is_encoder = name.startswith("encoder.")
+        if is_encoder and (name not in target or target[name].shape != tensor.shape):
+            raise ValueError(f"encoder tensor {name} does not fit the configured model")
+        if is_encoder or (same_labels and name in target and target[name].shape == tensor.shape):
+            state[name] = tensor
+    return state
+
+
+def pretrained_names(meta: ArtifactMeta, init: str) -> set[str]:
+    """Parameters that start from trained weights (and so take the lower `lr`)."""
+    if init == "random":
+        return set()
+    if init == "minilm":
+        return {f"encoder.{name}" for name in name_mapping(meta.config.num_layers)}
+    source, source_meta = load_model(Path(init))
+    return set(transferable_state(source, source_meta, meta))
+
+
+def parameter_groups(model: EntityTagger, options: TrainOptions, pretrained: set[str]) -> list[dict]:
+    """Pretrained parameters at `lr`, new ones at `lr_new`; no decay on norms and biases."""
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         no_decay = parameter.ndim < 2 or "LayerNorm" in name
-        groups.setdefault((name in pretrained and options.init != "random", no_decay), []).append(parameter)
+        groups.setdefault((name in pretrained, no_decay), []).append(parameter)
     return [
         {
             "params": params,
@@ -200,7 +228,9 @@ class Trainer:
     history: list[EpochRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.optimizer = torch.optim.AdamW(parameter_groups(self.model, self.options))
+        self.optimizer = torch.optim.AdamW(
+            parameter_groups(self.model, self.options, pretrained_names(self.meta, self.options.init))
+        )
         self.steps_per_epoch = -(-sum(len(p.windows) for p in self.train_pages) // self.options.batch_size)
         self.total_steps = self.steps_per_epoch * self.options.epochs
         self.schedule = LinearSchedule(round(self.options.warmup_ratio * self.total_steps), self.total_steps)

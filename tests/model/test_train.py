@@ -19,7 +19,15 @@ from model.features import load_tokenizer
 from model.funsd import read_dataset
 from model.minilm import minilm_tokenizer_path
 from model.relations import RelationSchema
-from model.train import LinearSchedule, TrainOptions, prepare_trainer, tail_choice_loss
+from model.train import (
+    LinearSchedule,
+    TrainOptions,
+    build_model,
+    parameter_groups,
+    prepare_trainer,
+    pretrained_names,
+    tail_choice_loss,
+)
 
 TINY_OPTIONS = TrainOptions(
     epochs=30, batch_size=1, lr=5e-3, lr_new=5e-3, warmup_ratio=0.05, validation_fraction=0.0, init="random"
@@ -202,3 +210,22 @@ def test_tail_choice_loss_is_never_negative_even_with_several_keys_per_value(row
     loss = tail_choice_loss(logits, tails, targets, 4)
     loss.backward()
     assert loss.item() >= -1e-5 and torch.isfinite(logits.grad).all()
+
+
+def test_fine_tuning_from_a_saved_model_takes_its_encoder_and_matching_heads(overfit_run):
+    _, _, out = overfit_run
+    source, source_meta = load_model(out / "best")
+    same = build_model(source_meta, str(out / "best"))
+    for name, tensor in source.state_dict().items():
+        assert torch.equal(same.state_dict()[name], tensor), name
+    other_labels = replace(source_meta, label_set=LabelSet(("date", "total")), relation_schema=None)
+    other = build_model(other_labels, str(out / "best"))
+    words = other.encoder.embeddings.word_embeddings.weight
+    assert torch.equal(words, source.encoder.embeddings.word_embeddings.weight)
+    assert other.classifier.weight.shape[0] == 5 and other.relation_head is None
+    # transferred weights take the lower learning rate, the fresh head the higher one
+    options = replace(TINY_OPTIONS, init=str(out / "best"), lr=1e-5, lr_new=1e-3)
+    groups = parameter_groups(other, options, pretrained_names(other_labels, options.init))
+    rates = {id(p): g["lr"] for g in groups for p in g["params"]}
+    assert rates[id(other.classifier.weight)] == 1e-3
+    assert rates[id(words)] == 1e-5
