@@ -56,12 +56,12 @@ def kv(
     if key is None:
         return y
     c.link(header, key)
+    vx, vy = max(key.right + c.gap(6, 20), tab or 0), y
+    if placement == "right" and value and vx + c.text_width(value, c.fonts.value) > max_x:
+        tight = vx + c.fonts.value.getlength(max(value.split(), key=len)) > max_x or vx > max_x - c.px(150)
+        placement = "below" if tight or rng.random() < 0.5 else placement
     if placement == "below":
         vx, vy = x + rng.choice((0, 0, c.px(15), c.px(30))), key.bottom + c.gap(2, 8)
-    else:
-        vx, vy = max(key.right + c.gap(6, 20), tab or 0), key.box[1]
-        vy = y if vx < max_x - c.px(40) else key.bottom + c.gap(2, 8)
-        vx = vx if vx < max_x - c.px(40) else x
     answer = c.text("answer", value, vx, vy, c.fonts.value, field_name, max_x, 4) if value else None
     c.link(key, answer)
     bottom = max(key.bottom, answer.bottom if answer else key.bottom)
@@ -199,10 +199,20 @@ def _column_widths(c: Canvas, count: int) -> list[int]:
     return [int(c.width * w / total) for w in weights]
 
 
-def checkbox_question(c: Canvas, y: int, header: Entity | None = None) -> int:
+def question_text(c: Canvas, number: int | None = None) -> str:
+    """A yes/no or rating question: from the list, or a made-up one; sometimes numbered."""
+    if c.rng.random() < 0.5:
+        text = c.rng.choice(QUESTIONS)
+    else:
+        text = c.values.fake.sentence(nb_words=c.rng.randint(3, 8)).rstrip(".") + "?"
+    return f"{number}. {text}" if number is not None else text
+
+
+def checkbox_question(c: Canvas, y: int, header: Entity | None = None, number: int | None = None) -> int:
     """A question with check-box options: the ticked option is its answer, the others are `other`."""
     rng = c.rng
-    question = c.text("question", rng.choice(QUESTIONS), c.left, y, c.fonts.key, None, c.right - c.px(200), 2)
+    text = question_text(c, number)
+    question = c.text("question", text, c.left, y, c.fonts.key, None, c.right - c.px(200), 2)
     if question is None:
         return y
     c.link(header, question)
@@ -237,12 +247,20 @@ def signatures(c: Canvas, y: int, fields: tuple[str, ...] = ("approved_by", "pre
     return bottom + c.gap(8, 20)
 
 
-def bates_number(c: Canvas) -> None:
-    """The large document number at the bottom right of many FUNSD pages (`other`)."""
-    if c.rng.random() < 0.5:
-        text = str(c.rng.randint(10**8, 10**10 - 1))
-        font = c.fonts.section
-        entity = c.text("other", text, c.right - font.getlength(text), c.bottom - font.size * 1.3, font)
-        if entity is not None:
-            left, top, right, _ = c.margins
-            c.margins = (left, top, right, c.image.height - entity.box[1] + c.gap(10, 30))
+FOOTERS = ("qip.wp", "FORM {n} (REV. {m}/8{d})", "Page 1 of {d}", "{n}-{m}", "CONFIDENTIAL", "rev. {m}/9{d}")
+
+
+def page_marks(c: Canvas) -> None:
+    """Unlinked `other` text in the bottom margin: a Bates number at the right, a form code at the left;
+    the canvas bottom moves above them."""
+    rng, marks = c.rng, []
+    if rng.random() < 0.35:
+        text = rng.choice(FOOTERS).format(n=rng.randint(100, 9999), m=rng.randint(1, 12), d=rng.randint(1, 9))
+        marks.append(c.text("other", text, c.left, c.bottom - c.fonts.small.size * 1.3, c.fonts.small))
+    if rng.random() < 0.5:
+        text, font = str(rng.randint(10**8, 10**10 - 1)), c.fonts.section
+        marks.append(c.text("other", text, c.right - font.getlength(text), c.bottom - font.size * 1.3, font))
+    tops = [m.box[1] for m in marks if m is not None]
+    if tops:
+        left, top, right, _ = c.margins
+        c.margins = (left, top, right, c.image.height - min(tops) + c.gap(10, 30))

@@ -114,7 +114,11 @@ def choose_fonts(rng: random.Random, scale: float, families: tuple[FontFamily, .
     title_family = body if rng.random() < 0.5 else pick_family(rng, families)
     size = rng.randint(10, 15)
     key_path = body.bold if rng.random() < 0.4 else body.regular
-    value_family = body if rng.random() < 0.75 else pick_family(rng, families)
+    typewriter = [f for f in families if f.style == "mono"]
+    if typewriter and rng.random() < 0.3:  # a printed form filled in on a typewriter
+        value_family = rng.choice(typewriter)
+    else:
+        value_family = body if rng.random() < 0.75 else pick_family(rng, families)
     section_path = title_family.bold if rng.random() < 0.7 else title_family.regular
 
     def face(path: Path, px: int) -> ImageFont.FreeTypeFont:

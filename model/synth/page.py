@@ -13,12 +13,13 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from model.synth.blocks import bates_number
+from model.synth.blocks import page_marks
 from model.synth.canvas import Box, Canvas, Entity
 from model.synth.commerce import ALL_TEMPLATES
 from model.synth.degrade import Degradation, decorate, degrade, rotate_point
 from model.synth.fonts import choose_fonts, discover_fonts
 from model.synth.schema import Schema, get_schema
+from model.synth.templates import fill
 from model.synth.values import Values
 
 RENDER_SCALE = 2.0  # drawn this many times larger than the output, then downscaled
@@ -116,8 +117,10 @@ def render_page(seed: int, index: int, schema_name: str = "funsd") -> SynthPage:
     rng = random.Random(ps)
     canvas, size = _new_canvas(rng, ps)
     template_name = rng.choices(schema.templates, weights=schema.template_weights)[0]
-    bates_number(canvas)
+    page_marks(canvas)
     variant = ALL_TEMPLATES[template_name](canvas)
+    if canvas.entities and rng.random() < 0.75 and template_name not in ("letter", "receipt"):
+        fill(canvas, max(e.bottom for e in canvas.entities) + canvas.gap(10, 30))
     decorate(canvas.image, rng, str(canvas.fonts.title.path), canvas.scale)
     scan = Degradation.sample(rng)
     image = degrade(canvas.image, size, scan, rng, np.random.default_rng(ps))

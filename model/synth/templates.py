@@ -215,13 +215,44 @@ def letter(c: Canvas) -> str:
 def checkbox_form(c: Canvas) -> str:
     _, y = blocks.title(c, c.top, c.rng.choice(CHECK_TITLES))
     y = blocks.kv_grid(c, y, sample_fields(c, GENERIC_FIELDS, 2, 5), c.rng.choice((2, 3)))
-    variant = c.rng.choice(("sections", "flat"))
+    variant = c.rng.choice(("sections", "flat", "numbered"))
     head: Entity | None = None
-    while c.fits(y, 4):
+    for number in range(1, c.rng.randint(4, 12)):
+        if not c.fits(y, 4):
+            break
         if variant == "sections" and c.rng.random() < 0.3:
             head, y = blocks.section(c, y, c.rng.choice(SECTION_TITLES))
-        y = blocks.checkbox_question(c, y, head)
+        y = blocks.checkbox_question(c, y, head, number if variant == "numbered" else None)
     return variant
+
+
+def fill(c: Canvas, y: int) -> int:
+    """More generic blocks below a template's own content, until the page is full or the dice say stop."""
+    rng = c.rng
+    while c.fits(y, 5) and rng.random() < 0.8:
+        choice = rng.choices(
+            ("section", "column", "text", "table", "check", "comments", "sign"), (3, 2, 2, 1, 1, 1, 1)
+        )
+        if choice[0] == "section":
+            y = _sections(c, y, GENERIC_FIELDS, 1)
+        elif choice[0] == "column":
+            y = blocks.kv_column(c, y, sample_fields(c, GENERIC_FIELDS, 2, 5), c.left, c.right)
+        elif choice[0] == "text":
+            y = blocks.paragraph(c, y, lines=rng.randint(2, 8))
+        elif choice[0] == "table":
+            kinds = rng.sample(
+                ("code", "brand", "measure", "number", "amount", "date", "name", "words"), rng.randint(2, 5)
+            )
+            y = blocks.table(c, y, tuple(kinds), rng.randint(2, 6))
+        elif choice[0] == "check":
+            y = blocks.checkbox_question(c, y)
+        elif choice[0] == "comments":
+            y = blocks.kv(c, c.left, y, rng.choice(("comments", "description")), c.right, "below") + c.gap(
+                10, 24
+            )
+        else:
+            y = blocks.signatures(c, y)
+    return y
 
 
 TEMPLATES: dict[str, Template] = {
