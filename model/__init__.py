@@ -5,5 +5,16 @@ extra); every other module must import without it, because the serving path has 
 """
 
 TORCH_MODULES: frozenset[str] = frozenset(
-    f"model.{name}" for name in ("layers", "network", "minilm", "checkpoint", "evaluate", "train", "export")
+    f"model.{name}"
+    for name in (
+        "layers",
+        "network",
+        "minilm",
+        "checkpoint",
+        "evaluate",
+        "train",
+        "export",
+        "pretrain",
+        "pretrain_network",
+    )
 )
