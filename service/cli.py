@@ -43,13 +43,22 @@ def serve(
     """Run the HTTP API on the embedded defaults (local disk, no other server)."""
     import uvicorn
 
+    from service.logs import configure_logging
     from service.main import create_app
     from service.settings import get_settings
 
     settings = get_settings()
     updates = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = settings.model_copy(update=updates)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    configure_logging(settings)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        log_config=None,  # uvicorn's records go through `configure_logging`'s handler
+        access_log=False,  # service.request_context writes the access records (with request ids)
+    )
 
 
 @app.command()
@@ -66,10 +75,10 @@ def worker(
 ) -> None:
     """Consume the job queue (huey's consumer): documents of jobs and training runs. Run one or more per
     machine with DOCEXTRACT_REDIS_URL set and the data directory on a shared volume."""
-    import logging
     import signal
     import threading
 
+    from service.logs import configure_logging
     from service.queue import QUEUES
     from service.settings import get_settings
     from service.work import build_services
@@ -78,7 +87,7 @@ def worker(
     if not chosen or set(chosen) - set(QUEUES):
         raise typer.BadParameter(f"queues must be among {', '.join(QUEUES)}", param_hint="--queues")
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    configure_logging(settings)
     services = build_services(settings)
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):

@@ -14,6 +14,8 @@ def _default(value: object) -> str:
         return "unset"
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "empty"
     return str(value)
 
 
@@ -21,7 +23,8 @@ def settings_table() -> str:
     """Markdown table of every setting: environment variable, default, meaning."""
     rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for name, field in Settings.model_fields.items():
-        rows.append(f"| `DOCEXTRACT_{name.upper()}` | `{_default(field.default)}` | {field.description} |")
+        default = _default(field.get_default(call_default_factory=True))
+        rows.append(f"| `DOCEXTRACT_{name.upper()}` | `{default}` | {field.description} |")
     return "\n".join(rows)
 
 

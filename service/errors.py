@@ -5,6 +5,7 @@ errors and unknown routes into `application/problem+json` responses with a stabl
 """
 
 from http import HTTPStatus
+from typing import ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -20,10 +21,19 @@ class DocextractError(Exception):
 
     kind = "internal-error"
     status = HTTPStatus.INTERNAL_SERVER_ERROR
+    headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
+
+
+class UnauthorizedError(DocextractError):
+    """API keys are configured and the request carries none, or a wrong one."""
+
+    kind = "unauthorized"
+    status = HTTPStatus.UNAUTHORIZED
+    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": 'Bearer realm="docextract"'}
 
 
 class NotReadyError(DocextractError):
@@ -117,6 +127,13 @@ class BadRequestError(DocextractError):
     status = HTTPStatus.BAD_REQUEST
 
 
+class CallbackUrlRefusedError(BadRequestError):
+    """A job callback URL that points at a loopback, private, link-local or otherwise internal address
+    (server-side request forgery), or whose host does not resolve."""
+
+    kind = "callback-url-refused"
+
+
 class NotFoundError(DocextractError):
     """Base of the errors about a resource that does not exist."""
 
@@ -182,7 +199,12 @@ class DatasetTooLargeError(InvalidDatasetError):
 
 
 def problem_response(
-    status: int, kind: str, detail: str, instance: str, extra: dict[str, object] | None = None
+    status: int,
+    kind: str,
+    detail: str,
+    instance: str,
+    extra: dict[str, object] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """Build one RFC 9457 problem document."""
     body: dict[str, object] = {
@@ -193,7 +215,13 @@ def problem_response(
         "instance": instance,
     }
     body.update(extra or {})
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_CONTENT_TYPE)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_CONTENT_TYPE, headers=headers)
+
+
+def _request_id(request: Request) -> dict[str, object]:
+    """The request id (`service.request_context`) as a problem member, when the request has one."""
+    found = getattr(request.state, "request_id", None)
+    return {"request_id": found} if found else {}
 
 
 def _http_kind(status: int) -> str:
@@ -202,23 +230,34 @@ def _http_kind(status: int) -> str:
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DocextractError)
-    return problem_response(exc.status, exc.kind, exc.detail, request.url.path)
+    return problem_response(
+        exc.status, exc.kind, exc.detail, request.url.path, _request_id(request), exc.headers
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
     detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
-    return problem_response(422, "validation-error", detail, request.url.path, {"errors": errors})
+    extra = {"errors": errors, **_request_id(request)}
+    return problem_response(422, "validation-error", detail, request.url.path, extra)
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    return problem_response(500, "internal-error", "internal server error", request.url.path)
+    extra = _request_id(request)
+    return problem_response(500, "internal-error", "internal server error", request.url.path, extra)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return problem_response(exc.status_code, _http_kind(exc.status_code), str(exc.detail), request.url.path)
+    return problem_response(
+        exc.status_code,
+        _http_kind(exc.status_code),
+        str(exc.detail),
+        request.url.path,
+        _request_id(request),
+        getattr(exc, "headers", None),
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:

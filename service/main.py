@@ -4,17 +4,25 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
 
 from service import __version__
+from service.auth import require_api_key
 from service.errors import install_error_handlers
 from service.metrics import Metrics, MetricsMiddleware
 from service.pipeline import extract_document
+from service.request_context import RequestContextMiddleware
 from service.routes import documents, health, jobs, models, training
 from service.routes import extract as extract_route
+from service.schemas import Problem
 from service.settings import Settings, get_settings
 from service.work import ExtractFn, build_services
+
+UNAUTHORIZED: dict[int | str, dict[str, object]] = {
+    401: {"model": Problem, "description": "API keys are set and the request has none, or a wrong one."}
+}
 
 
 @asynccontextmanager
@@ -49,7 +57,24 @@ def create_app(settings: Settings | None = None, extract: ExtractFn | None = Non
     app.state.extract = extract or extract_document
     app.state.metrics = Metrics()
     install_error_handlers(app)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    for module in (health, extract_route, documents, jobs, models, training):
-        app.include_router(module.router)
+    add_middleware(app, app.state.settings)
+    app.include_router(health.router)  # probes and metrics: never behind the API key
+    for module in (extract_route, documents, jobs, models, training):
+        app.include_router(module.router, dependencies=[Depends(require_api_key)], responses=UNAUTHORIZED)
     return app
+
+
+def add_middleware(app: FastAPI, settings: Settings) -> None:
+    """Metrics innermost, then CORS (only with allowed origins), then request ids and access records
+    outermost (so every response, a CORS preflight's included, carries its id)."""
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+            expose_headers=["Location", "X-Request-ID"],
+            max_age=600,
+        )
+    app.add_middleware(RequestContextMiddleware)

@@ -13,6 +13,9 @@ class Problem(BaseModel):
     status: int
     detail: str
     instance: str = Field(description="Path of the request that failed.")
+    request_id: str | None = Field(
+        None, description="The request's id (also in the `X-Request-ID` response header and the logs)."
+    )
 
 
 class Health(BaseModel):

@@ -4,15 +4,19 @@ Nothing reads the environment at import time; every value has an embedded defaul
 with no configuration at all. Environment variables use the prefix `DOCEXTRACT_` (e.g. `DOCEXTRACT_PORT`).
 """
 
+import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 OcrQuality = Literal["fast", "accurate"]
+LogFormat = Literal["text", "json"]
+# A list from the environment: a JSON list (`["a", "b"]`) or comma-separated (`a,b`); empty = none.
+StringList = Annotated[list[str], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -26,6 +30,29 @@ class Settings(BaseSettings):
         Path("data"), description="Directory for uploads, results, the SQLite database and models."
     )
     log_level: LogLevel = Field("info", description="Log level of the service.")
+    log_format: LogFormat = Field(
+        "text",
+        description="`text`: one readable line per record; `json`: one JSON object per line (request id, "
+        "method, path, status and duration on each request's access record).",
+    )
+
+    # HTTP security (service/auth.py, service/main.py).
+    api_keys: StringList = Field(
+        default_factory=list,
+        repr=False,
+        description="API keys accepted in `X-API-Key` or `Authorization: Bearer` (comma-separated or a "
+        "JSON list); empty = no authentication. `/healthz`, `/readyz` and `/metrics` stay open.",
+    )
+    cors_origins: StringList = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser (CORS; comma-separated or a JSON "
+        "list, `*` for any); empty = no CORS headers.",
+    )
+    allow_private_callbacks: bool = Field(
+        False,
+        description="Allow job `callback_url`s that point at loopback, private or link-local addresses "
+        "(refused by default: server-side request forgery).",
+    )
 
     # Ingestion (service/pages.py): limits on what one upload may hold.
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest accepted upload, in bytes.")
@@ -105,6 +132,17 @@ class Settings(BaseSettings):
     max_dataset_ratio: float = Field(
         200.0, gt=1, description="Highest compression ratio of any member of a training dataset zip."
     )
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value: object) -> object:
+        """`a,b` or `["a", "b"]` (from the environment) -> a list without blanks."""
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        if isinstance(value, list):
+            return [item.strip() for item in value if isinstance(item, str) and item.strip()]
+        return value
 
 
 @lru_cache(maxsize=1)

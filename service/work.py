@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 from fastapi import Request
 
+from service.callbacks import check_callback_url
 from service.errors import DocextractError, DocumentError, ModelNotFoundError, NotReadyError
 from service.metrics import Metrics
 from service.pipeline import extract_document
@@ -165,6 +166,12 @@ class Worker:
         store = self.services.store
         job = store.get_job(job_id)
         if job is None or job["callback_state"] != "pending" or not store.take_callback(job_id):
+            return
+        try:  # again: the host may resolve to another address than when the job was posted
+            check_callback_url(job["callback_url"], self.services.settings.allow_private_callbacks)
+        except DocextractError as exc:
+            log.warning("callback of job %s refused: %s", job_id, exc.detail)
+            store.set_callback_state(job_id, "failed")
             return
         body = job_view(job).model_dump(mode="json")
         for attempt in range(CALLBACK_ATTEMPTS):

@@ -2,9 +2,9 @@
 
 import uuid
 
-import httpx
 from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile
 
+from service.callbacks import check_callback_url
 from service.errors import BadRequestError, DocumentNotFoundError, JobFinishedError, JobNotFoundError
 from service.pages import detect_format
 from service.routes.documents import read_upload
@@ -18,16 +18,10 @@ JobId = Path(pattern=r"^job_[0-9a-f]{32}$")
 NOT_FOUND = {404: {"model": Problem, "description": "No such job."}}
 
 
-def check_callback(url: str | None) -> str | None:
+def check_callback(url: str | None, services: Services) -> str | None:
     if not url:
         return None
-    try:
-        parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise BadRequestError(f"callback_url {url!r} is not a URL: {exc}") from exc
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise BadRequestError(f"callback_url must be an absolute http(s) URL, got {url!r}")
-    return url
+    return check_callback_url(url, services.settings.allow_private_callbacks)
 
 
 def job_documents(
@@ -76,7 +70,7 @@ def create_job(
     services: Services = Depends(get_services),
 ) -> Job:
     """Queue every document; returns at once (202) with the job and its `Location`."""
-    callback = check_callback(callback_url)
+    callback = check_callback(callback_url, services)
     model = services.registry.resolve(options.model)
     documents = job_documents(services, files, document_ids)
     job_id = f"job_{uuid.uuid4().hex}"

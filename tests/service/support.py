@@ -68,7 +68,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a child process these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCEXTRACT_")}
     for name, value in settings.model_dump(mode="json").items():
-        if value is not None:
+        if isinstance(value, list):
+            env[f"DOCEXTRACT_{name.upper()}"] = json.dumps(value)
+        elif value is not None:
             env[f"DOCEXTRACT_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
     return env
 

@@ -63,3 +63,32 @@ def test_wrong_method_is_a_problem_document(client: TestClient):
 def test_building_the_app_touches_no_disk(tmp_path: Path):
     create_app(Settings(data_dir=tmp_path / "never"))
     assert not (tmp_path / "never").exists()
+
+
+def test_no_cors_headers_by_default(client: TestClient):
+    response = client.get("/healthz", headers={"Origin": "https://app.example"})
+    assert "access-control-allow-origin" not in response.headers
+    preflight = client.options(
+        "/v1/extract",
+        headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_cors_allows_the_configured_origins_only(tmp_path: Path):
+    settings = Settings(
+        data_dir=tmp_path / "data", default_model_dir=tmp_path / "none", cors_origins=["https://app.example"],
+        api_keys=["secret-key"],
+    )  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        asked = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "x-api-key"}
+        preflight = client.options("/v1/extract", headers={"Origin": "https://app.example", **asked})
+        assert preflight.status_code == 200  # a preflight carries no key and needs none
+        assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+        assert "x-api-key" in preflight.headers["access-control-allow-headers"].lower()
+        refused = client.options("/v1/extract", headers={"Origin": "https://evil.example", **asked})
+        assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
+        response = client.get("/v1/documents", headers={"Origin": "https://app.example"})
+        assert response.status_code == 401  # CORS does not replace the key, and errors carry the headers
+        assert response.headers["access-control-allow-origin"] == "https://app.example"
+        assert "x-request-id" in response.headers["access-control-expose-headers"].lower()

@@ -8,6 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from fastapi.testclient import TestClient
 
+from service.main import create_app
+from service.settings import Settings
 from tests.service.routes.test_documents import upload
 from tests.service.routes.test_extract import problem
 from tests.service.support import job_files, wait_for, wait_for_job, words_document
@@ -42,6 +44,14 @@ def receiver() -> Iterator[CallbackReceiver]:
     receiver.server.shutdown()
 
 
+@pytest.fixture
+def callback_api(api_settings: Settings) -> Iterator[TestClient]:
+    """The app allowed to call back loopback addresses (the receiver listens on 127.0.0.1)."""
+    settings = api_settings.model_copy(update={"allow_private_callbacks": True})
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
 def test_a_job_over_files_and_stored_documents(api: TestClient):
     first, second = upload(api, words_document(10)), upload(api, words_document(11))
     response = api.post(
@@ -74,7 +84,8 @@ def test_a_failing_document_fails_alone_and_the_job_reports_it(api: TestClient):
     assert status == "failed" and "PNG" in error and url is None
 
 
-def test_the_callback_is_called_once_with_the_job(api: TestClient, receiver: CallbackReceiver):
+def test_the_callback_is_called_once_with_the_job(callback_api: TestClient, receiver: CallbackReceiver):
+    api = callback_api
     response = api.post("/v1/jobs", files=job_files(3), data={"callback_url": receiver.url})
     assert response.json()["callback_url"] == receiver.url
     wait_for_job(api, response.headers["location"])
@@ -88,7 +99,8 @@ def test_the_callback_is_called_once_with_the_job(api: TestClient, receiver: Cal
     assert len(receiver.bodies) == 1
 
 
-def test_cancel(api: TestClient, receiver: CallbackReceiver):
+def test_cancel(callback_api: TestClient, receiver: CallbackReceiver):
+    api = callback_api
     api.app.state.services.queue.stop()  # nothing is consumed: the job stays queued
     response = api.post("/v1/jobs", files=job_files(3), data={"callback_url": receiver.url})
     location = response.headers["location"]
@@ -123,3 +135,18 @@ def test_job_options_apply_to_every_document(api: TestClient):
     response = api.post("/v1/jobs?pages=2", files=job_files(1))
     job = wait_for_job(api, response.headers["location"])
     assert job["status"] == "failed" and "page 2 is not in the document" in job["documents"][0]["error"]
+
+
+def test_callbacks_to_internal_addresses_are_refused_by_default(api: TestClient, receiver: CallbackReceiver):
+    for url in (receiver.url, "http://localhost:9/x", "http://10.1.2.3/x", "http://169.254.169.254/latest",
+                "http://[::1]:8080/x", "http://[::ffff:127.0.0.1]/x", "http://0.0.0.0/x"):  # fmt: skip
+        body = problem(api.post("/v1/jobs", files=job_files(1), data={"callback_url": url}), 400,
+                       "callback-url-refused")  # fmt: skip
+        assert "DOCEXTRACT_ALLOW_PRIVATE_CALLBACKS" in body["detail"]
+    problem(
+        api.post("/v1/jobs", files=job_files(1), data={"callback_url": "http://no-such-host.invalid/x"}),
+        400,
+        "callback-url-refused",
+    )
+    assert api.app.state.services.store.counts("job_documents") == {}  # no job was created
+    assert not receiver.bodies

@@ -1,0 +1,59 @@
+"""Job callback URLs, guarded against server-side request forgery.
+
+A callback makes this server POST to an address a client chose, so by default the URL must be absolute
+http(s) and every address its host resolves to must be a public one: loopback, private (RFC 1918, unique
+local), link-local (cloud metadata at 169.254.169.254 included), shared, multicast, reserved and
+unspecified addresses are refused, as are IPv4-mapped forms of those. The check runs when the job is
+posted (a 400 problem document) and again just before the callback is sent (the name may resolve
+elsewhere by then). `allow_private_callbacks` turns the address check off (a receiver on the same host
+or network).
+"""
+
+import ipaddress
+import socket
+
+import httpx
+
+from service.errors import BadRequestError, CallbackUrlRefusedError
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def is_public(address: IpAddress) -> bool:
+    """True for a globally routable unicast address."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def resolve(host: str) -> list[IpAddress]:
+    """Every address `host` (a name or a literal address) stands for; CallbackUrlRefusedError when it
+    does not resolve."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as exc:
+        raise CallbackUrlRefusedError(f"the callback host {host!r} does not resolve: {exc}") from exc
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in found]
+
+
+def check_callback_url(url: str, allow_private: bool) -> str:
+    """The URL when it may be called back; BadRequestError (not a URL) or CallbackUrlRefusedError."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise BadRequestError(f"callback_url {url!r} is not a URL: {exc}") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise BadRequestError(f"callback_url must be an absolute http(s) URL, got {url!r}")
+    if allow_private:
+        return url
+    refused = [str(address) for address in resolve(parsed.host) if not is_public(address)]
+    if refused:
+        raise CallbackUrlRefusedError(
+            f"callback_url {url!r} points at a non-public address ({', '.join(refused)}); "
+            "set DOCEXTRACT_ALLOW_PRIVATE_CALLBACKS=true to allow loopback and private networks"
+        )
+    return url

@@ -1,0 +1,61 @@
+"""The callback SSRF guard: which addresses count as public, URL checks, and the check at send time."""
+
+import ipaddress
+
+import pytest
+
+from service.callbacks import check_callback_url, is_public, resolve
+from service.errors import BadRequestError, CallbackUrlRefusedError
+from service.settings import Settings
+from service.work import build_services
+from tests.service.routes.test_jobs import CallbackReceiver
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1", "10.0.0.5", "172.16.3.4", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+     "224.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:10.0.0.1", "::ffff:127.0.0.1", "::"],
+)  # fmt: skip
+def test_internal_addresses_are_not_public(address: str):
+    assert not is_public(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
+def test_routable_addresses_are_public(address: str):
+    assert is_public(ipaddress.ip_address(address))
+
+
+def test_names_resolve_and_bad_names_are_refused():
+    assert ipaddress.ip_address("127.0.0.1") in resolve("localhost")
+    with pytest.raises(CallbackUrlRefusedError, match="does not resolve"):
+        resolve("no-such-host.invalid")
+
+
+def test_urls_are_checked_unless_private_callbacks_are_allowed():
+    assert (
+        check_callback_url("https://93.184.216.34/hook", allow_private=False) == "https://93.184.216.34/hook"
+    )
+    with pytest.raises(CallbackUrlRefusedError, match="non-public address"):
+        check_callback_url("http://localhost:8000/hook", allow_private=False)
+    assert check_callback_url("http://localhost:8000/hook", allow_private=True)
+    for url in ("ftp://93.184.216.34/x", "/relative", "http://[::1"):
+        with pytest.raises(BadRequestError):
+            check_callback_url(url, allow_private=True)
+
+
+def test_the_address_is_checked_again_when_the_callback_is_sent(tmp_path):
+    """A job stored with a loopback callback (allowed then, or a name that resolved elsewhere then) is not
+    called back by a worker whose settings refuse it: the callback ends `failed`, nothing is sent."""
+    receiver = CallbackReceiver()
+    try:
+        services = build_services(Settings(data_dir=tmp_path / "data"))
+        services.store.create_job("job_" + "1" * 32, [], {}, receiver.url)
+        services.worker.send_callback("job_" + "1" * 32)
+        assert services.store.get_job("job_" + "1" * 32)["callback_state"] == "failed"
+        assert receiver.bodies == []
+        allowed = build_services(Settings(data_dir=tmp_path / "data", allow_private_callbacks=True))
+        allowed.store.create_job("job_" + "2" * 32, [], {}, receiver.url)
+        allowed.worker.send_callback("job_" + "2" * 32)
+        assert [body["id"] for body in receiver.bodies] == ["job_" + "2" * 32]
+    finally:
+        receiver.server.shutdown()
