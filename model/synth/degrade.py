@@ -30,6 +30,7 @@ class Degradation:
     threshold: int | None
     jpeg: int | None
     paper: int
+    whiten: int | None  # grey above this becomes white, as scanners clean the background
     border: bool
 
     @classmethod
@@ -39,11 +40,12 @@ class Degradation:
             fade=rng.uniform(0.45, 0.85) if rng.random() < 0.2 else 1.0,
             angle=rng.uniform(-0.5, 0.5) if rng.random() < 0.4 else 0.0,
             blur=rng.uniform(0.2, 0.9) if rng.random() < 0.5 else 0.0,
-            noise=rng.uniform(2, 14) if rng.random() < 0.6 else 0.0,
+            noise=rng.uniform(2, 12) if rng.random() < 0.5 else 0.0,
             speckle=rng.uniform(0.0002, 0.003) if rng.random() < 0.4 else 0.0,
             threshold=rng.randint(120, 190) if rng.random() < 0.3 else None,
             jpeg=rng.randint(25, 85) if rng.random() < 0.35 else None,
-            paper=rng.randint(225, 255),
+            paper=255 if rng.random() < 0.6 else rng.randint(222, 254),
+            whiten=rng.randint(200, 240) if rng.random() < 0.65 else None,
             border=rng.random() < 0.15,
         )
 
@@ -55,7 +57,13 @@ def decorate(image: Image.Image, rng: random.Random, font_path: str, scale: floa
         _stamp(draw, rng, font_path, scale, image.size)
     for _ in range(rng.choice((0, 0, 0, 1, 2))):
         w, h = image.size
-        points = [(rng.uniform(0, w), rng.uniform(0, h)) for _ in range(2)]
+        x, y, length, angle = (
+            rng.uniform(0, w),
+            rng.uniform(0, h),
+            rng.uniform(0.05, 0.4) * h,
+            rng.uniform(0, 6.3),
+        )
+        points = [(x, y), (x + length * math.cos(angle), y + length * math.sin(angle))]
         draw.line(points, fill=rng.randint(0, 90), width=max(1, round(scale * rng.uniform(0.8, 2.5))))
     if rng.random() < 0.1:
         x = round(scale * rng.uniform(8, 20))
@@ -97,6 +105,8 @@ def _pixels(image: Image.Image, d: Degradation, np_rng: np.random.Generator) -> 
         array += np_rng.normal(0.0, d.noise, array.shape).astype(np.float32)
     if d.threshold is not None:
         array = np.where(array < d.threshold, 0.0, float(d.paper))
+    elif d.whiten is not None:
+        array[array > d.whiten] = 255.0
     if d.speckle:
         mask = np_rng.random(array.shape, dtype=np.float32)
         array[mask < d.speckle] = 0.0

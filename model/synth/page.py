@@ -119,8 +119,10 @@ def render_page(seed: int, index: int, schema_name: str = "funsd") -> SynthPage:
     template_name = rng.choices(schema.templates, weights=schema.template_weights)[0]
     page_marks(canvas)
     variant = ALL_TEMPLATES[template_name](canvas)
-    if canvas.entities and rng.random() < 0.75 and template_name not in ("letter", "receipt"):
-        fill(canvas, max(e.bottom for e in canvas.entities) + canvas.gap(10, 30))
+    if canvas.entities and template_name not in ("letter", "receipt"):
+        y = max(e.bottom for e in canvas.entities) + canvas.gap(10, 30)
+        if rng.random() < (0.9 if y < canvas.image.height * 0.55 else 0.5):
+            fill(canvas, y)
     decorate(canvas.image, rng, str(canvas.fonts.title.path), canvas.scale)
     scan = Degradation.sample(rng)
     image = degrade(canvas.image, size, scan, rng, np.random.default_rng(ps))
