@@ -146,6 +146,9 @@ class Pretrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = int(state["step"])
+        self.schedule.total = self.options.steps  # the run may now ask for more steps: decay to its end
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+            group["lr"] = base * self.schedule(self.step)
         return self.step
 
     def _batch(self) -> dict[str, torch.Tensor]:
@@ -170,6 +173,8 @@ class Pretrainer:
         self.optimizer.zero_grad(set_to_none=True)
         total.backward()
         nn.utils.clip_grad_norm_(self.model.parameters(), self.options.max_grad_norm)
+        group = self.optimizer.param_groups[0]
+        lr_scale = group["lr"] / group["initial_lr"]  # of this step's learning rates
         self.optimizer.step()
         self.scheduler.step()
         self.step += 1
@@ -177,7 +182,7 @@ class Pretrainer:
         if self.size > 1:
             dist.all_reduce(values)
             values /= self.size
-        return dict(zip((*OBJECTIVES, "total"), values.tolist(), strict=True))
+        return dict(zip((*OBJECTIVES, "total"), values.tolist(), strict=True)) | {"lr_scale": lr_scale}
 
     def _agree(self, stop: bool) -> tuple[bool, int]:
         """Rank 0's stop decision and schedule end, the same in every process."""
@@ -233,6 +238,7 @@ class Pretrainer:
 
     def finish(self, seconds: float) -> list[dict[str, float]]:
         """Rank 0: the last state, the model artifact and the loss curves; the records of every step."""
+        self._check_in_sync()
         records = read_log(self.out_dir / LOSSES_FILE)
         if self.rank == 0:
             self._save_state()
@@ -244,6 +250,16 @@ class Pretrainer:
             )
             plot_losses(records, OBJECTIVES, self.out_dir)
         return records
+
+    def _check_in_sync(self) -> None:
+        """Every process must hold the same weights (DDP averages gradients; the schedule is shared)."""
+        if self.size == 1:
+            return
+        total = torch.stack([p.detach().double().sum() for p in self.model.parameters()]).sum().reshape(1)
+        gathered = [torch.zeros_like(total) for _ in range(self.size)]
+        dist.all_gather(gathered, total)
+        if not all(torch.allclose(g, gathered[0], rtol=1e-9, atol=0.0) for g in gathered):
+            raise RuntimeError(f"the processes' weights differ after step {self.step}: {gathered}")
 
     def _final_meta(self, records: Sequence[dict[str, float]], seconds: float) -> ArtifactMeta:
         last = records[-1] if records else {}
