@@ -108,11 +108,11 @@ def pick_family(rng: random.Random, families: tuple[FontFamily, ...]) -> FontFam
 
 
 def choose_fonts(rng: random.Random, scale: float, families: tuple[FontFamily, ...] | None = None) -> FontSet:
-    """Faces and sizes of one page: body size 10-15 px at ~100 dpi (times `scale`), keys bold or not."""
+    """Faces and sizes of one page: body size 9-14 px at ~100 dpi (times `scale`), keys bold or not."""
     families = families or discover_fonts()
     body = pick_family(rng, families)
     title_family = body if rng.random() < 0.5 else pick_family(rng, families)
-    size = rng.randint(10, 15)
+    size = rng.randint(9, 14)
     key_path = body.bold if rng.random() < 0.4 else body.regular
     typewriter = [f for f in families if f.style == "mono"]
     if typewriter and rng.random() < 0.3:  # a printed form filled in on a typewriter

@@ -227,9 +227,10 @@ def checkbox_form(c: Canvas) -> str:
 
 
 def fill(c: Canvas, y: int) -> int:
-    """More generic blocks below a template's own content, until the page is full or the dice say stop."""
+    """More generic blocks below a template's own content: down to 70% of the page at least, then until the
+    page is full or the dice say stop."""
     rng = c.rng
-    while c.fits(y, 5) and rng.random() < 0.8:
+    while c.fits(y, 5) and (y < c.image.height * 0.7 or rng.random() < 0.75):
         choice = rng.choices(
             ("section", "column", "text", "table", "check", "comments", "sign"), (3, 2, 2, 1, 1, 1, 1)
         )
