@@ -265,6 +265,82 @@ def train(
 
 
 @app.command()
+def pretrain(
+    images: Annotated[
+        list[Path],
+        typer.Option(help="Folder of page images (png, jpg, tif; FUNSD folders: their images). Repeatable."),
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Output: model/ (for train --init), last/, losses.jsonl, loss_*.png, ocr/.")
+    ],
+    steps: Annotated[int, typer.Option(min=0, help="Optimizer steps; 0: OCR the pages only.")] = 10000,
+    budget_minutes: Annotated[float | None, typer.Option(help="Stop after this wall-clock time.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 4,
+    init: Annotated[
+        str, typer.Option(help="'minilm', 'random', or a model folder to start from.")
+    ] = "minilm",
+    size: Annotated[
+        str, typer.Option(help="Model size: minilm, base or tiny (with --init random).")
+    ] = "minilm",
+    lr: Annotated[float, typer.Option(help="Learning rate of the pretrained text stream.")] = 5e-5,
+    lr_new: Annotated[
+        float, typer.Option(help="Learning rate of new parameters (layout, visual, heads).")
+    ] = 5e-4,
+    mvlm_weight: Annotated[float, typer.Option(help="Weight of masked visual-language modelling.")] = 1.0,
+    tia_weight: Annotated[float, typer.Option(help="Weight of text-image alignment.")] = 1.0,
+    tim_weight: Annotated[float, typer.Option(help="Weight of text-image matching.")] = 1.0,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between resume checkpoints.")] = 50,
+    seed: int = 42,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/last if present.")] = False,
+) -> None:
+    """Pre-train the encoder on unlabelled pages (MVLM, TIA, TIM); OCR is cached in OUT/ocr. For several
+    processes, OCR with --steps 0, then: torchrun --nproc_per_node N -m model.pretrain --pages
+    OUT/pages.jsonl --out OUT."""
+    import os
+
+    import torch
+
+    from model.pretrain import PretrainOptions, config_for, run_pretraining
+    from model.pretrain_data import read_pages
+    from service.pretraining import build_corpus
+    from service.progress import TrainingProgress
+    from service.settings import get_settings
+
+    settings = get_settings()
+    pages_file, stats = build_corpus(images, out, settings)
+    typer.echo(
+        f"{stats.files} files ({stats.cached} from the OCR cache, {stats.skipped} skipped): "
+        f"{stats.pages} pages, {stats.words} words in {pages_file}",
+        err=True,
+    )
+    if steps == 0:
+        return
+    try:
+        config = config_for(size, init)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--size") from exc
+    options = PretrainOptions(
+        steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        lr_new=lr_new,
+        seed=seed,
+        budget_seconds=budget_minutes * 60 if budget_minutes else None,
+        checkpoint_every=checkpoint_every,
+        init=init,
+        mvlm_weight=mvlm_weight,
+        tia_weight=tia_weight,
+        tim_weight=tim_weight,
+    )
+    torch.set_num_threads(settings.train_threads or os.cpu_count() or 1)
+    with TrainingProgress() as progress:
+        records = run_pretraining(read_pages(pages_file), out, out, options, config, resume, progress.update)
+    last = records[-1] if records else {}
+    losses = ", ".join(f"{k} {last[k]:.4f}" for k in ("mvlm", "tia", "tim") if k in last)
+    typer.echo(f"pre-trained encoder in {out / 'model'} (last losses: {losses})")
+
+
+@app.command()
 def export(
     out: Annotated[
         Path, typer.Option(help="Serving folder to write (model.onnx, model.int8.onnx, onnx.json).")
