@@ -118,7 +118,10 @@ def relative_position_bucket(relative: torch.Tensor, num_buckets: int, max_dista
 class SpatialBias(nn.Module):
     """Learned attention biases from bucketed relative 1-D positions and 2-D x / y distances.
 
-    Computed once per forward as [B, heads, S, S] and shared by every layer.
+    Computed once per forward as [B, heads, S, S] and shared by every layer. The three tables are summed
+    into one joint table over (1-D, x, y) bucket triples (32 * 64 * 64 entries per head, cheap to build)
+    so that the bias is a single gather from it, straight into the heads-first layout: three gathers of
+    [B, S, S, heads], two additions and a transpose cost more than the rest of the attention at 561 tokens.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -128,17 +131,28 @@ class SpatialBias(nn.Module):
         self.rel_x_bias = nn.Embedding(config.rel_2d_buckets, config.num_heads)
         self.rel_y_bias = nn.Embedding(config.rel_2d_buckets, config.num_heads)
 
-    def _bias(
-        self, coordinates: torch.Tensor, table: nn.Embedding, buckets: int, distance: int
-    ) -> torch.Tensor:
-        relative = coordinates.unsqueeze(-2) - coordinates.unsqueeze(-1)  # [B, S, S]: key - query
-        return table(relative_position_bucket(relative, buckets, distance)).permute(0, 3, 1, 2)
+    def joint_table(self) -> torch.Tensor:
+        """[heads, 1-D buckets * x buckets * y buckets]: the sum of the three tables for each triple."""
+        pos, x, y = (t.weight.t() for t in (self.rel_pos_bias, self.rel_x_bias, self.rel_y_bias))
+        joint = pos[:, :, None, None] + x[:, None, :, None] + y[:, None, None, :]
+        return joint.reshape(self.config.num_heads, -1)
+
+    def joint_bucket(self, position_ids: torch.Tensor, bbox: torch.Tensor) -> torch.Tensor:
+        """[B, S, S] index into the joint table for every (query, key) pair."""
+        c = self.config
+
+        def bucket(coordinates: torch.Tensor, buckets: int, distance: int) -> torch.Tensor:
+            relative = coordinates.unsqueeze(-2) - coordinates.unsqueeze(-1)  # [B, S, S]: key - query
+            return relative_position_bucket(relative, buckets, distance)
+
+        one_d = bucket(position_ids, c.rel_pos_buckets, c.rel_pos_max_distance)
+        x = bucket(bbox[..., 0], c.rel_2d_buckets, c.rel_2d_max_distance)
+        y = bucket(bbox[..., 3], c.rel_2d_buckets, c.rel_2d_max_distance)
+        return (one_d * c.rel_2d_buckets + x) * c.rel_2d_buckets + y
 
     def forward(self, position_ids: torch.Tensor, bbox: torch.Tensor) -> torch.Tensor:
-        c = self.config
-        bias = self._bias(position_ids, self.rel_pos_bias, c.rel_pos_buckets, c.rel_pos_max_distance)
-        bias = bias + self._bias(bbox[..., 0], self.rel_x_bias, c.rel_2d_buckets, c.rel_2d_max_distance)
-        return bias + self._bias(bbox[..., 3], self.rel_y_bias, c.rel_2d_buckets, c.rel_2d_max_distance)
+        index = self.joint_bucket(position_ids, bbox)
+        return self.joint_table()[:, index].transpose(0, 1)  # [heads, B, S, S] -> [B, heads, S, S]
 
 
 class SelfAttention(nn.Module):

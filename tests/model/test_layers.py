@@ -1,0 +1,44 @@
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from model.config import tiny_config
+from model.layers import SpatialBias, relative_position_bucket
+
+
+def lookup(table: torch.nn.Embedding, relative: int, buckets: int, distance: int) -> torch.Tensor:
+    return table.weight[relative_position_bucket(torch.tensor(relative), buckets, distance)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), length=st.integers(1, 9))
+def test_spatial_bias_is_the_sum_of_the_three_bucketed_tables(seed: int, length: int):
+    generator = torch.Generator().manual_seed(seed)
+    config = tiny_config()
+    bias = SpatialBias(config)
+    for table in (bias.rel_pos_bias, bias.rel_x_bias, bias.rel_y_bias):
+        torch.nn.init.normal_(table.weight, generator=generator)
+    position_ids = torch.arange(length)[None].repeat(2, 1) * torch.randint(1, 40, (2, 1), generator=generator)
+    x0y0 = torch.randint(0, 900, (2, length, 2), generator=generator)
+    bbox = torch.cat([x0y0, x0y0 + torch.randint(0, 100, (2, length, 2), generator=generator)], dim=-1)
+    got = bias(position_ids, bbox)
+    assert got.shape == (2, config.num_heads, length, length)
+    for b in range(2):
+        for q in range(length):
+            for k in range(length):
+                expected = (
+                    lookup(bias.rel_pos_bias, int(position_ids[b, k] - position_ids[b, q]),
+                           config.rel_pos_buckets, config.rel_pos_max_distance)
+                    + lookup(bias.rel_x_bias, int(bbox[b, k, 0] - bbox[b, q, 0]),
+                             config.rel_2d_buckets, config.rel_2d_max_distance)
+                    + lookup(bias.rel_y_bias, int(bbox[b, k, 3] - bbox[b, q, 3]),
+                             config.rel_2d_buckets, config.rel_2d_max_distance)
+                )  # fmt: skip
+                torch.testing.assert_close(got[b, :, q, k], expected)
+
+
+def test_relative_buckets_are_exact_near_zero_and_saturate_far_away():
+    relative = torch.tensor([-1000, -3, -1, 0, 1, 3, 1000])
+    buckets = relative_position_bucket(relative, 32, 128)
+    assert buckets.tolist()[1:6] == [3, 1, 0, 17, 19]
+    assert buckets[0] == 15 and buckets[-1] == 31
