@@ -360,7 +360,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--checkpoint-every", type=int, default=PretrainOptions.checkpoint_every)
     parser.add_argument("--max-tokens", type=int, default=InputOptions.max_tokens)
     parser.add_argument("--seed", type=int, default=PretrainOptions.seed)
-    parser.add_argument("--no-resume", action="store_true", help="ignore OUT/last")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/last if present")
     for name in ("lr", "lr_new", *(f"{o}_weight" for o in OBJECTIVES)):
         parser.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(PretrainOptions, name))
     return parser.parse_args(argv)
@@ -395,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     options = options_from_args(args)
     config = config_for(args.size, args.init)
     pages = read_pages(args.pages)
-    run_pretraining(pages, args.pages.parent, args.out, options, config, not args.no_resume, report)
+    run_pretraining(pages, args.pages.parent, args.out, options, config, args.resume, report)
     if rank == 0:
         print(f"pre-trained encoder in {args.out / MODEL_DIR}", file=sys.stderr)
 
