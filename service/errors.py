@@ -225,7 +225,9 @@ def _request_id(request: Request) -> dict[str, object]:
 
 
 def _http_kind(status: int) -> str:
-    return {404: "not-found", 405: "method-not-allowed"}.get(status, f"http-{status}")
+    # 400 comes from the multipart parser (malformed body, too many fields or files, a part or a part's
+    # header over its size limit): the same kind as the API's own `BadRequestError`.
+    return {400: "bad-request", 404: "not-found", 405: "method-not-allowed"}.get(status, f"http-{status}")
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
