@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from model.synthetic import SyntheticPage
 from service.main import create_app
 from service.settings import Settings
+from service.work import build_services
 from tests.service.support import DocextractProcess, free_port, job_files, wait_for, wait_for_job
 
 
@@ -187,3 +188,62 @@ def test_a_real_server_killed_mid_batch_finishes_the_batch_after_a_restart(
             assert job["status"] == "succeeded", job
             assert job["progress"] == {"done": 20, "total": 20}
             assert len({d["document_id"] for d in job["documents"]}) == 20
+
+
+def scanned_and_json_files(pages: list[SyntheticPage]) -> list[tuple[str, tuple[str, bytes, str]]]:
+    """Scanned forms (OCR: seconds each) interleaved with JSON pages (milliseconds each)."""
+    files = []
+    for number, page in enumerate(pages):
+        image = io.BytesIO()
+        page.image.save(image, "PNG")
+        files.append(("files", (f"form{number}.png", image.getvalue(), "image/png")))
+        files += job_files(1, start=100 + number)
+    return files
+
+
+@pytest.mark.slow
+def test_a_batch_survives_a_worker_killed_mid_job_all_real_processes(
+    redis_url: str, api_settings: Settings, tmp_path: Path, synthetic_pages: list[SyntheticPage]
+):
+    """`docextract serve` and `docextract worker` as processes on a real redis-server: the worker is
+    SIGKILLed while it holds a document and others are done; a new worker finishes the batch; every
+    document succeeds, and each has exactly one result (the one that was interrupted ran twice)."""
+    settings = api_settings.model_copy(update={"redis_url": redis_url, "lease_s": 2.0, "port": free_port()})
+    base = f"http://127.0.0.1:{settings.port}"
+    files = scanned_and_json_files(synthetic_pages)
+    with DocextractProcess(["serve"], settings, tmp_path / "serve.log"), httpx.Client() as client:
+        wait_for(lambda: server_ready(client, base), 60, 0.2)
+        response = client.post(f"{base}/v1/jobs", files=files, timeout=60)
+        assert response.status_code == 202, response.text
+        location = base + response.headers["location"]
+        first = DocextractProcess(["worker"], settings, tmp_path / "first.log").start()
+        try:
+            wait_for(lambda: mid_job(client.get(location).json()), 120, 0.02)
+            first.kill()
+        finally:
+            first.stop()
+        after_kill = client.get(location).json()  # what the dead worker left: nothing moves now
+        interrupted = [d["status"] for d in after_kill["documents"]].count("running")
+        assert after_kill["status"] == "running" and interrupted >= 1
+        with DocextractProcess(["worker"], settings, tmp_path / "second.log"):
+            job = wait_for_job(client, location, timeout=180)
+    assert job["status"] == "succeeded" and job["progress"] == {"done": len(files), "total": len(files)}
+    assert {d["status"] for d in job["documents"]} == {"succeeded"}
+    store = build_services(settings).store
+    items = store.get_job(job["id"])["documents"]
+    assert sum(item["attempts"] for item in items) == len(files) + interrupted
+    assert len({item["result_key"] for item in items}) == len(files)
+    assert len(list((settings.data_dir / "results").rglob("*.json"))) == len(files)
+
+
+def server_ready(client: httpx.Client, base: str) -> bool:
+    try:
+        return client.get(f"{base}/readyz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def mid_job(job: dict) -> list[str] | None:
+    """The documents' statuses once some are done and one is running, else None."""
+    statuses = [d["status"] for d in job["documents"]]
+    return statuses if "succeeded" in statuses and "running" in statuses else None
