@@ -27,12 +27,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from model.artifact import TOKENIZER_FILE, ArtifactMeta, InputOptions
+from model.artifact import ArtifactMeta, InputOptions
 from model.checkpoint import build_network, save_model
-from model.config import LabelSet, ModelConfig, base_config, minilm_config, tiny_config
+from model.config import LabelSet, ModelConfig
 from model.features import SpecialTokens, load_tokenizer, vocab_sha256
 from model.loss_plot import plot_losses
-from model.minilm import minilm_tokenizer_path
 from model.pretrain_data import (
     EncodedPretrainPage,
     MaskingRates,
@@ -44,9 +43,12 @@ from model.pretrain_data import (
 from model.pretrain_network import (
     OBJECTIVES,
     LayoutLMv2ForPretraining,
+    config_for,
+    device_for,
     initial_model,
     parameter_groups,
     pretrain_losses,
+    tokenizer_for,
     weighted_total,
 )
 from model.train import LinearSchedule
@@ -97,20 +99,6 @@ def step_items(num_items: int, step: int, batch_size: int, rank: int, size: int,
     return [int(order[(start + k) % num_items]) for k in range(batch_size)]
 
 
-def tokenizer_for(init: str) -> Path:
-    return Path(init) / TOKENIZER_FILE if init not in ("minilm", "random") else minilm_tokenizer_path()
-
-
-def config_for(size: str, init: str) -> ModelConfig:
-    """The saved model's config for a folder init, else the preset `size`."""
-    if init not in ("minilm", "random"):
-        return ArtifactMeta.load(Path(init)).config
-    presets = {"minilm": minilm_config, "base": base_config, "tiny": tiny_config}
-    if size not in presets or (size != "minilm" and init == "minilm"):
-        raise ValueError(f"size must be one of {sorted(presets)}; only minilm can start from MiniLM")
-    return presets[size]()
-
-
 @dataclass
 class Pretrainer:
     """One pre-training run; `run()` does the steps. Under torchrun every process builds one."""
@@ -126,6 +114,7 @@ class Pretrainer:
 
     def __post_init__(self) -> None:
         self.rank, self.size = world()
+        self.device = next(self.model.parameters()).device
         self.items = [(p, w) for p, page in enumerate(self.pages) for w in range(len(page.windows))]
         o = self.options
         groups = parameter_groups(self.model, o.lr, o.lr_new, o.weight_decay, o.init != "random")
@@ -142,7 +131,7 @@ class Pretrainer:
         if not (last / STATE).is_file():
             return 0
         self.model.load_state_dict(load_file(str(last / WEIGHTS)))
-        state = torch.load(last / STATE, weights_only=True)
+        state = torch.load(last / STATE, weights_only=True, map_location=self.device)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = int(state["step"])
@@ -159,7 +148,7 @@ class Pretrainer:
         arrays = pretrain_batch(
             self.pages, [self.items[i] for i in chosen], rng, self.special, vocab, o.rates
         )
-        return {name: torch.from_numpy(array) for name, array in arrays.items()}
+        return {name: torch.from_numpy(array).to(self.device) for name, array in arrays.items()}
 
     def _train_step(self) -> dict[str, float]:
         batch = self._batch()
@@ -186,7 +175,7 @@ class Pretrainer:
 
     def _agree(self, stop: bool) -> tuple[bool, int]:
         """Rank 0's stop decision and schedule end, the same in every process."""
-        decided = torch.tensor([float(stop), float(self.schedule.total)])
+        decided = torch.tensor([float(stop), float(self.schedule.total)], device=self.device)
         if self.size > 1:
             dist.broadcast(decided, 0)
         return bool(decided[0]), int(decided[1])
@@ -204,7 +193,7 @@ class Pretrainer:
         tmp, last = self.out_dir / f"{LAST_DIR}.tmp", self.out_dir / LAST_DIR
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(tmp / WEIGHTS))
+        save_file({k: v.cpu().contiguous() for k, v in self.model.state_dict().items()}, str(tmp / WEIGHTS))
         state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
         torch.save(state | {"step": self.step}, tmp / STATE)
         shutil.rmtree(last, ignore_errors=True)
@@ -316,7 +305,7 @@ def prepare_pretrainer(
     meta = ArtifactMeta(config, PLACEHOLDER_LABELS, vocab_sha256(tokenizer), options.inputs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = initial_model(config, options.init)
+    model = initial_model(config, options.init).to(device_for(int(os.environ.get("LOCAL_RANK", "0"))))
     special = SpecialTokens.of(tokenizer)
     return Pretrainer(model, options, encoded, meta, tokenizer_path, out_dir, special, on_progress)
 
@@ -333,13 +322,16 @@ def run_pretraining(
     """One process, or one of torchrun's (WORLD_SIZE > 1: a gloo process group and DDP)."""
     _, size = world()
     if size > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     try:
         trainer = prepare_pretrainer(pages, root, out_dir, options, config, on_progress)
         if resume:
             trainer.resume()
         if size > 1:
-            trainer.wrapped = DistributedDataParallel(trainer.model)
+            device = trainer.device
+            trainer.wrapped = DistributedDataParallel(
+                trainer.model, [device.index] if device.index is not None else None
+            )
         return trainer.run()
     finally:
         if size > 1 and dist.is_initialized():

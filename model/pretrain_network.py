@@ -7,10 +7,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from model.artifact import TOKENIZER_FILE, ArtifactMeta
 from model.checkpoint import load_model
-from model.config import ModelConfig
+from model.config import ModelConfig, base_config, minilm_config, tiny_config
 from model.features import IGNORE_INDEX
-from model.minilm import load_minilm_text_stream, name_mapping
+from model.minilm import load_minilm_text_stream, minilm_tokenizer_path, name_mapping
 from model.network import LayoutLMv2Encoder, init_weights
 
 OBJECTIVES = ("mvlm", "tia", "tim")
@@ -72,7 +73,7 @@ def pretrain_losses(
 
 def weighted_total(losses: dict[str, torch.Tensor], weights: dict[str, float]) -> torch.Tensor:
     """Sum of each objective's loss times its weight."""
-    return sum((weights[name] * losses[name] for name in OBJECTIVES), torch.zeros(()))
+    return torch.stack([weights[name] * losses[name] for name in OBJECTIVES]).sum()
 
 
 def parameter_groups(
@@ -104,3 +105,22 @@ def initial_model(config: ModelConfig, init: str) -> LayoutLMv2ForPretraining:
         source, _ = load_model(Path(init))
         model.encoder.load_state_dict(source.encoder.state_dict())
     return model
+
+
+def tokenizer_for(init: str) -> Path:
+    return Path(init) / TOKENIZER_FILE if init not in ("minilm", "random") else minilm_tokenizer_path()
+
+
+def config_for(size: str, init: str) -> ModelConfig:
+    """The saved model's config for a folder init, else the preset `size`."""
+    if init not in ("minilm", "random"):
+        return ArtifactMeta.load(Path(init)).config
+    presets = {"minilm": minilm_config, "base": base_config, "tiny": tiny_config}
+    if size not in presets or (size != "minilm" and init == "minilm"):
+        raise ValueError(f"size must be one of {sorted(presets)}; only minilm can start from MiniLM")
+    return presets[size]()
+
+
+def device_for(local_rank: int) -> torch.device:
+    """This process's GPU under torchrun (LOCAL_RANK) when there are GPUs, else the CPU."""
+    return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
