@@ -35,9 +35,11 @@ class Degradation:
 
     @classmethod
     def sample(cls, rng: random.Random) -> "Degradation":
+        fade = rng.uniform(0.55, 0.85) if rng.random() < 0.2 else 1.0
+        whiten = rng.randint(215, 245) if rng.random() < 0.65 else None
         return cls(
             heavy=rng.random() < 0.2,
-            fade=rng.uniform(0.45, 0.85) if rng.random() < 0.2 else 1.0,
+            fade=fade,
             angle=rng.uniform(-0.5, 0.5) if rng.random() < 0.4 else 0.0,
             blur=rng.uniform(0.2, 0.9) if rng.random() < 0.5 else 0.0,
             noise=rng.uniform(2, 12) if rng.random() < 0.5 else 0.0,
@@ -45,7 +47,7 @@ class Degradation:
             threshold=rng.randint(120, 190) if rng.random() < 0.3 else None,
             jpeg=rng.randint(25, 85) if rng.random() < 0.35 else None,
             paper=255 if rng.random() < 0.6 else rng.randint(222, 254),
-            whiten=rng.randint(200, 240) if rng.random() < 0.65 else None,
+            whiten=whiten if fade == 1.0 else None,  # faded ink is light grey: keep it
             border=rng.random() < 0.15,
         )
 
