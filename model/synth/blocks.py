@@ -78,7 +78,8 @@ def kv(
 def _kv_above(
     c: Canvas, x: int, y: int, field_name: str, value: str, max_x: int, header: Entity | None
 ) -> int:
-    answer = c.text("answer", value, x + c.px(c.rng.uniform(0, 20)), y, c.fonts.value, field_name, max_x, 2)
+    font = c.fonts.script if c.rng.random() < 0.5 else c.fonts.value  # signed or typed
+    answer = c.text("answer", value, x + c.px(c.rng.uniform(0, 20)), y, font, field_name, max_x, 2)
     line_y = (answer.bottom if answer else y) + c.px(3)
     c.rule(x, line_y, min(max_x, x + c.px(c.rng.uniform(140, 260))), line_y)
     key = c.text(

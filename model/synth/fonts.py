@@ -39,6 +39,11 @@ KNOWN_FAMILIES: tuple[tuple[str, str, str, str], ...] = (
     ("URW Gothic", "sans", "URWGothic-Book.otf", "URWGothic-Demi.otf"),
     ("Courier Prime", "mono", "Courier Prime.otf", "Courier Prime Bold.otf"),
 )
+SCRIPT_FILES: tuple[str, ...] = (
+    "Z003-MediumItalic.otf",
+    "URWBookman-LightItalic.otf",
+    "DejaVuSerif-Italic.ttf",
+)
 # Typewriter and serif faces dominate 1980s-90s business forms; sans faces still appear.
 STYLE_WEIGHTS: dict[str, float] = {"mono": 3.0, "serif": 2.0, "sans": 1.5}
 
@@ -64,6 +69,7 @@ class FontSet:
     key: ImageFont.FreeTypeFont
     value: ImageFont.FreeTypeFont
     small: ImageFont.FreeTypeFont
+    script: ImageFont.FreeTypeFont  # signatures: a calligraphic face where installed, else the value face
     files: tuple[str, ...]
 
 
@@ -102,6 +108,13 @@ def load_font(path: Path, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(path), size)
 
 
+@lru_cache(maxsize=4)
+def find_script_font(roots: tuple[Path, ...] = FONT_ROOTS) -> Path | None:
+    """The first installed calligraphic or italic face, or None."""
+    files = _index_font_files(roots)
+    return next((files[name] for name in SCRIPT_FILES if name in files), None)
+
+
 def pick_family(rng: random.Random, families: tuple[FontFamily, ...]) -> FontFamily:
     weights = [STYLE_WEIGHTS.get(f.style, 1.0) for f in families]
     return rng.choices(families, weights=weights)[0]
@@ -124,12 +137,14 @@ def choose_fonts(rng: random.Random, scale: float, families: tuple[FontFamily, .
     def face(path: Path, px: int) -> ImageFont.FreeTypeFont:
         return load_font(path, max(6, round(px * scale)))
 
-    used = (title_family.bold, section_path, key_path, value_family.regular, body.regular)
+    script_path = find_script_font() or value_family.regular
+    used = (title_family.bold, section_path, key_path, value_family.regular, body.regular, script_path)
     return FontSet(
         title=face(title_family.bold, size + rng.randint(3, 9)),
         section=face(section_path, size + rng.randint(0, 3)),
         key=face(key_path, size),
         value=face(value_family.regular, size + rng.randint(-1, 1)),
         small=face(body.regular, max(8, size - rng.randint(1, 3))),
+        script=face(script_path, size + rng.randint(1, 5)),
         files=tuple(sorted({p.name for p in used})),
     )
