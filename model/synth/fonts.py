@@ -122,6 +122,7 @@ def pick_family(rng: random.Random, families: tuple[FontFamily, ...]) -> FontFam
 
 def choose_fonts(rng: random.Random, scale: float, families: tuple[FontFamily, ...] | None = None) -> FontSet:
     """Faces and sizes of one page: body size 9-14 px at ~100 dpi (times `scale`), keys bold or not."""
+    installed = families is None  # the machine's fonts: the calligraphic face too
     families = families or discover_fonts()
     body = pick_family(rng, families)
     title_family = body if rng.random() < 0.5 else pick_family(rng, families)
@@ -137,7 +138,7 @@ def choose_fonts(rng: random.Random, scale: float, families: tuple[FontFamily, .
     def face(path: Path, px: int) -> ImageFont.FreeTypeFont:
         return load_font(path, max(6, round(px * scale)))
 
-    script_path = find_script_font() or value_family.regular
+    script_path = (find_script_font() if installed else None) or value_family.regular
     used = (title_family.bold, section_path, key_path, value_family.regular, body.regular, script_path)
     return FontSet(
         title=face(title_family.bold, size + rng.randint(3, 9)),
