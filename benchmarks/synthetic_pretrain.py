@@ -1,0 +1,151 @@
+"""What supervised pre-training on synthetic forms buys on FUNSD (issue 4).
+
+Runs, all with the same fine-tuning recipe and seed (fixed epochs, no wall-clock budget, so that a busy
+machine changes the time but not the result):
+
+    minilm          fine-tune on FUNSD from MiniLM only                                    (a)
+    synth-<N>       pre-train on the first N synthetic pages (entity and relation heads on the synthetic
+                    labels, the same number of pages seen for every N), then fine-tune on FUNSD   (b)
+    synth-<N>-zero  the pre-trained model of the largest N on FUNSD test without fine-tuning      (c)
+
+Each run records FUNSD test entity F1 and relation F1 with gold entities, the pre-training and the
+fine-tuning wall time, in `benchmarks/results/synthetic_pretrain.json` (finished runs are kept and skipped
+on a rerun) and in the table between the markers in BENCHMARKS.md.
+
+    .venv/bin/docextract synth --out /tmp/synth --n 1500 --seed 7
+    .venv/bin/python benchmarks/synthetic_pretrain.py --synth /tmp/synth --sizes 150,500,1500
+"""
+
+import argparse
+import json
+import math
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from funsd_ser import ROOT, git_sha, update_table
+
+from model.artifact import InputOptions
+from model.config import minilm_config
+from model.evaluate import evaluate_model_dir
+from model.funsd import Document, read_dataset
+from model.minilm import minilm_tokenizer_path
+from model.train import TrainOptions, prepare_trainer
+
+RESULTS = ROOT / "benchmarks" / "results" / "synthetic_pretrain.json"
+TABLE_START, TABLE_END = "<!-- synthetic_pretrain:start -->", "<!-- synthetic_pretrain:end -->"
+
+
+def train(documents: list[Document], out: Path, options: TrainOptions, label: str) -> float:
+    """Train into `out` (best epoch in `out/best`) and return the wall time in seconds."""
+
+    def log(event: dict[str, float]) -> None:
+        if "val_f1" in event:
+            relation = event.get("val_relation_f1")
+            extra = f" val RE F1 {relation:.4f}" if relation is not None else ""
+            print(f"[{label}] epoch {int(event['epoch'])} loss {event['loss']:.4f} "
+                  f"val F1 {event['val_f1']:.4f}{extra}", flush=True)  # fmt: skip
+
+    started = time.monotonic()
+    prepare_trainer(documents, out, options, minilm_config(), minilm_tokenizer_path(), on_progress=log).run()
+    return time.monotonic() - started
+
+
+def test_scores(model_dir: Path, test_dir: Path) -> dict[str, Any]:
+    report = evaluate_model_dir(model_dir, test_dir)
+    relations = report.relations_gold_entities
+    return {
+        "entity_f1": report.entities.micro.f1,
+        "relation_f1_gold_entities": relations.f1 if relations else None,
+        "per_label": report.entities.to_dict(),
+    }
+
+
+def fine_tune(name: str, init: str, args: argparse.Namespace, recipe: TrainOptions) -> dict[str, Any]:
+    out = args.work / name
+    seconds = train(read_dataset(args.data / "training_data"), out, replace(recipe, init=init), name)
+    return {"finetune_seconds": round(seconds, 1), **test_scores(out / "best", args.data / "testing_data")}
+
+
+def pretrain(size: int, args: argparse.Namespace, recipe: TrainOptions) -> tuple[Path, float]:
+    """Pre-train on the first `size` synthetic pages for about `args.pretrain_pages` pages seen."""
+    documents = read_dataset(args.synth)[:size]
+    if len(documents) < size:
+        raise SystemExit(f"{args.synth} has {len(documents)} pages, fewer than {size}")
+    epochs = max(1, math.ceil(args.pretrain_pages / size))
+    options = replace(recipe, epochs=epochs, validation_fraction=0.05, init="minilm")
+    out = args.work / f"pretrain-{size}"
+    return out / "best", train(documents, out, options, f"pretrain-{size}")
+
+
+def run_all(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
+    inputs = InputOptions(word_order=args.order, box_level="word")
+    recipe = TrainOptions(epochs=args.epochs, seed=args.seed, inputs=inputs)
+    common = {"seed": args.seed, "epochs": args.epochs, "word_order": args.order, "git_sha": git_sha()}
+
+    def record(name: str, result: dict[str, Any]) -> None:
+        results[name] = {"run": name, **common, **result}
+        save(results)
+
+    if "minilm" not in results:
+        record(
+            "minilm",
+            {"pretrain_pages": 0, "pretrain_seconds": 0.0, **fine_tune("minilm", "minilm", args, recipe)},
+        )
+    for size in sorted(args.sizes, reverse=True):  # the headline result first
+        name = f"synth-{size}"
+        if name in results:
+            continue
+        model_dir, seconds = pretrain(size, args, recipe)
+        if size == max(args.sizes):
+            zero = test_scores(model_dir, args.data / "testing_data")
+            record(f"{name}-zero", {"pretrain_pages": size, "pretrain_seconds": round(seconds, 1), **zero})
+        tuned = fine_tune(name, str(model_dir), args, recipe)
+        record(name, {"pretrain_pages": size, "pretrain_seconds": round(seconds, 1), **tuned})
+
+
+def save(results: dict[str, dict[str, Any]]) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    update_table(markdown_table(results), TABLE_START, TABLE_END)
+
+
+def markdown_table(results: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "| run | synthetic pages | pre-training | fine-tuning | test entity F1 | RE F1 (gold entities) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, r in results.items():
+        tune = f"{r['finetune_seconds'] / 60:.1f} min" if "finetune_seconds" in r else "none"
+        relation = r["relation_f1_gold_entities"]
+        cells = [name, r["pretrain_pages"], f"{r['pretrain_seconds'] / 60:.1f} min", tune]
+        cells += [f"**{r['entity_f1']:.4f}**", f"{relation:.4f}" if relation is not None else "-"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--synth", type=Path, help="a `docextract synth` folder (needed unless --sizes '')")
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "funsd")
+    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "runs" / "synthetic")
+    parser.add_argument(
+        "--sizes", type=lambda s: [int(x) for x in s.split(",") if x], default=[150, 500, 1500]
+    )
+    parser.add_argument("--pretrain-pages", type=int, default=1500, help="pages seen in each pre-training")
+    parser.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs on FUNSD")
+    parser.add_argument("--order", choices=("annotation", "reading"), default="annotation")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--fresh", action="store_true", help="forget recorded runs")
+    args = parser.parse_args()
+    if args.sizes and args.synth is None:
+        parser.error("--synth is required to pre-train (or pass --sizes '' for the MiniLM-only run)")
+    results = {} if args.fresh or not RESULTS.exists() else json.loads(RESULTS.read_text(encoding="utf-8"))
+    run_all(args, results)
+
+
+if __name__ == "__main__":
+    main()
