@@ -144,9 +144,10 @@ def paragraph(c: Canvas, y: int, x0: int | None = None, kind: str = "paragraph",
 
 
 def table(c: Canvas, y: int, kinds: tuple[str, ...], rows: int, header: Entity | None = None) -> int:
-    """Column heads (questions) over rows of cells (answers linked to their column head); ruled or not."""
+    """Column heads (questions) over rows of cells (answers linked to their column head); ruled or not.
+    Sometimes the first column holds row heads (questions linked to the other cells of their row)."""
     rng, widths = c.rng, _column_widths(c, len(kinds))
-    ruled = rng.random() < 0.6
+    ruled, row_heads = rng.random() < 0.6, len(kinds) > 2 and rng.random() < 0.35
     xs = [c.left + sum(widths[:i]) for i in range(len(kinds) + 1)]
     heads = [
         c.text(
@@ -163,20 +164,30 @@ def table(c: Canvas, y: int, kinds: tuple[str, ...], rows: int, header: Entity |
     for _ in range(rows):
         if not c.fits(y, 2):
             break
-        row_bottom = y + c.line_height(c.fonts.value)
-        for i, kind in enumerate(kinds):
-            cell = c.text(
-                "answer", c.values.make(kind), xs[i] + c.px(3), y, c.fonts.value, None, xs[i + 1] - c.px(3), 2
-            )
-            c.link(heads[i], cell)
-            row_bottom = max(row_bottom, cell.bottom if cell else row_bottom)
-        y = row_bottom + c.gap(3, 8)
+        y = _table_row(c, y, kinds, xs, heads, row_heads)
         if ruled:
             c.rule(c.left, y - c.px(2), c.right, y - c.px(2))
     if ruled:
         for x in xs:
             c.rule(x, top, x, y - c.px(2))
     return y + c.gap(8, 18)
+
+
+def _table_row(
+    c: Canvas, y: int, kinds: tuple[str, ...], xs: list[int], heads: list[Entity | None], row_heads: bool
+) -> int:
+    row_bottom, row_head = y + c.line_height(c.fonts.value), None
+    for i, kind in enumerate(kinds):
+        role = "question" if row_heads and i == 0 else "answer"
+        font = c.fonts.key if role == "question" else c.fonts.value
+        cell = c.text(role, c.values.make(kind), xs[i] + c.px(3), y, font, None, xs[i + 1] - c.px(3), 2)
+        if role == "question":
+            row_head = cell
+        else:
+            c.link(heads[i], cell)
+            c.link(row_head, cell)
+        row_bottom = max(row_bottom, cell.bottom if cell else row_bottom)
+    return row_bottom + c.gap(3, 8)
 
 
 COLUMN_NAMES: dict[str, tuple[str, ...]] = {
