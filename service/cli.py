@@ -9,6 +9,7 @@ from service import __version__
 
 if TYPE_CHECKING:
     from model.config import ModelConfig
+    from service.settings import Settings
 
 app = typer.Typer(
     name="docextract",
@@ -264,6 +265,19 @@ def train(
         )
 
 
+def _pretraining_corpus(images: list[Path], out: Path, settings: "Settings") -> Path:
+    """OCR the images (or read the cache) into OUT/pages.jsonl, with a one-line summary."""
+    from service.pretraining import build_corpus
+
+    pages_file, stats = build_corpus(images, out, settings)
+    typer.echo(
+        f"{stats.files} files ({stats.cached} from the OCR cache, {stats.skipped} skipped): "
+        f"{stats.pages} pages, {stats.words} words in {pages_file}",
+        err=True,
+    )
+    return pages_file
+
+
 @app.command()
 def pretrain(
     images: Annotated[
@@ -302,17 +316,11 @@ def pretrain(
 
     from model.pretrain import PretrainOptions, config_for, run_pretraining
     from model.pretrain_data import read_pages
-    from service.pretraining import build_corpus
     from service.progress import TrainingProgress
     from service.settings import get_settings
 
     settings = get_settings()
-    pages_file, stats = build_corpus(images, out, settings)
-    typer.echo(
-        f"{stats.files} files ({stats.cached} from the OCR cache, {stats.skipped} skipped): "
-        f"{stats.pages} pages, {stats.words} words in {pages_file}",
-        err=True,
-    )
+    pages_file = _pretraining_corpus(images, out, settings)
     if steps == 0:
         return
     try:
