@@ -44,7 +44,7 @@ class Degradation:
             blur=rng.uniform(0.2, 0.9) if rng.random() < 0.5 else 0.0,
             noise=rng.uniform(2, 12) if rng.random() < 0.5 else 0.0,
             speckle=rng.uniform(0.0002, 0.003) if rng.random() < 0.4 else 0.0,
-            threshold=rng.randint(120, 190) if rng.random() < 0.3 else None,
+            threshold=rng.randint(165, 215) if rng.random() < 0.3 else None,
             jpeg=rng.randint(25, 85) if rng.random() < 0.35 else None,
             paper=255 if rng.random() < 0.6 else rng.randint(222, 254),
             whiten=whiten if fade == 1.0 else None,  # faded ink is light grey: keep it
