@@ -168,6 +168,14 @@ def test_more_steps_continue_a_finished_run(synthetic_pages, tmp_path: Path):
     assert longer[-1]["lr_scale"] < longer[-2]["lr_scale"] < longer[-3]["lr_scale"]
 
 
+def test_a_budget_ends_the_run_and_still_saves_the_model(synthetic_pages, tmp_path: Path):
+    pages = pretrain_pages(synthetic_pages[:2], tmp_path / "pages")
+    options = replace(TINY, steps=1000, budget_seconds=1e-6)
+    records = run_pretraining(pages, tmp_path / "pages", tmp_path / "out", options, NO_DROPOUT)
+    assert [r["step"] for r in records] == [1]
+    assert ArtifactMeta.load(tmp_path / "out" / "model").training["pretraining"]["steps_done"] == 1
+
+
 def test_two_processes_under_torchrun(pages_dir: Path, tmp_path: Path):
     torchrun = Path(sys.executable).parent / "torchrun"
     command = [
