@@ -1,9 +1,11 @@
 """Application factory: `create_app(settings)` wires routers, error handlers, state and lifespan."""
 
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
@@ -34,6 +36,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     services = await run_in_threadpool(build_services, settings, app.state.extract, app.state.metrics)
     app.state.services = services
+    concurrency = settings.extract_concurrency or 2 * (os.cpu_count() or 1)
+    app.state.extract_limiter = anyio.CapacityLimiter(concurrency)
     if not settings.redis_url:
         services.queue.start()
     threading.Thread(target=services.registry.warm, name="model-warm-up", daemon=True).start()

@@ -76,6 +76,13 @@ class Settings(BaseSettings):
         None, ge=0, le=13, description="Tesseract page-segmentation mode; unset = 3 (fast) or 11 (accurate)."
     )
     ocr_workers: int = Field(0, ge=0, description="Pages OCRed in parallel; 0 = one per CPU core.")
+    extract_concurrency: int = Field(
+        0,
+        ge=0,
+        description="Synchronous extractions (`POST /v1/extract`) run at once per process, the others wait "
+        "their turn; 0 = two per CPU core. Bounds memory and keeps the event loop (and `/healthz`) "
+        "responsive under load.",
+    )
     ocr_page_timeout_s: float = Field(60.0, gt=0, description="Time limit of each tesseract call on a page.")
     ocr_detect_orientation: bool = Field(
         True, description="Detect pages scanned at 90/180/270 degrees (tesseract OSD) and turn them upright."

@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+import anyio
+from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -103,6 +104,11 @@ def run_extraction(services: Services, data: bytes, options: ExtractOptions) -> 
     return result
 
 
+def extraction_json(services: Services, data: bytes, options: ExtractOptions) -> bytes:
+    """Blocking: the extraction of one document as the JSON bytes of its `ExtractionResult`."""
+    return run_extraction(services, data, options).model_dump_json().encode()
+
+
 @router.post(
     "/extract",
     response_model=ExtractionResult,
@@ -126,4 +132,8 @@ async def extract(
     document (`{"pages": [{"width", "height", "image"?, "words": [{"text", "box", "line"?}]}]}`), or the
     raw bytes of a PDF or image as the body."""
     data = await request_document(request, services.settings.max_upload_bytes)
-    return await run_in_threadpool(run_extraction, services, data, options)
+    limiter = request.app.state.extract_limiter  # `extract_concurrency` threads at most: less GIL contention
+    body = await anyio.to_thread.run_sync(extraction_json, services, data, options, limiter=limiter)
+    # Already validated and serialised in the thread: the event loop only sends the bytes (a returned model
+    # would be re-validated and serialised on the loop, stalling every other request meanwhile).
+    return Response(body, media_type="application/json")  # type: ignore[return-value]

@@ -3,12 +3,16 @@
 import hashlib
 import io
 import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi.testclient import TestClient
 
 from model.synthetic import SyntheticPage
 from service.errors import PROBLEM_CONTENT_TYPE
 from service.main import create_app
+from service.pipeline import extract_document
 from service.settings import Settings
 from tests.service.support import words_document
 
@@ -110,3 +114,26 @@ def test_no_model_is_a_503(tmp_path):
     settings = Settings(data_dir=tmp_path / "data", default_model_dir=tmp_path / "none")
     with TestClient(create_app(settings)) as client:
         problem(client.post("/v1/extract", content=words_document(1)), 503, "not-ready")
+
+
+def test_synchronous_extractions_run_at_most_extract_concurrency_at_once(api_settings: Settings):
+    """The real pipeline, wrapped to count how many extractions run at the same moment."""
+    running, most, lock = 0, 0, threading.Lock()
+
+    def counting(*args):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            time.sleep(0.2)  # long enough for the others to pile up
+            return extract_document(*args)
+        finally:
+            with lock:
+                running -= 1
+
+    settings = api_settings.model_copy(update={"extract_concurrency": 2})
+    with TestClient(create_app(settings, extract=counting)) as client, ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda n: client.post("/v1/extract", content=words_document(n)).status_code,
+                                 range(8)))  # fmt: skip
+    assert statuses == [200] * 8 and most == 2
