@@ -10,6 +10,8 @@ taking requests, finishes every request already accepted, then ends the worker.
 
 import asyncio
 import contextlib
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -166,3 +168,56 @@ def _settle(future: asyncio.Future[list[PagePrediction]], outcome: list[PagePred
         future.set_exception(outcome)
     else:
         future.set_result(outcome)
+
+
+class RuntimeLike(PageRuntime, Protocol):
+    def predict_pages(self, pages: Sequence[PageWords]) -> list[PagePrediction]: ...
+
+
+class BatchedRuntime:
+    """A runtime for a blocking pipeline thread whose model calls go through a `MicroBatcher` on the event
+    loop, so that concurrent requests share session calls. Everything else (meta, label set, model id)
+    is the wrapped runtime's."""
+
+    def __init__(self, runtime: RuntimeLike, batcher: MicroBatcher, loop: asyncio.AbstractEventLoop) -> None:
+        self.runtime, self.batcher, self.loop = runtime, batcher, loop
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.runtime, name)
+
+    def predict_pages(self, pages: Sequence[PageWords]) -> list[PagePrediction]:
+        """Blocking (call it from a worker thread, never from the loop): this request's predictions."""
+        return asyncio.run_coroutine_threadsafe(self.batcher.submit(pages), self.loop).result()
+
+
+class Batchers:
+    """One `MicroBatcher` per loaded runtime of a process (a replaced runtime gets a new one). The most
+    recently used `keep` are kept; an older one is closed (it finishes its accepted requests first)."""
+
+    def __init__(
+        self, max_windows: int = DEFAULT_MAX_WINDOWS, max_wait_s: float = DEFAULT_MAX_WAIT_S, keep: int = 4
+    ) -> None:
+        self.max_windows, self.max_wait_s, self.keep = max_windows, max_wait_s, keep
+        self._batchers: OrderedDict[int, tuple[RuntimeLike, MicroBatcher]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def wrap(self, runtime: RuntimeLike, loop: asyncio.AbstractEventLoop) -> BatchedRuntime:
+        """`runtime` behind its batcher (thread-safe; the batcher's worker runs on `loop`)."""
+        with self._lock:
+            entry = self._batchers.get(id(runtime))
+            if entry is None or entry[0] is not runtime:
+                entry = (runtime, MicroBatcher(runtime, self.max_windows, self.max_wait_s))
+                self._batchers[id(runtime)] = entry
+            self._batchers.move_to_end(id(runtime))
+            while len(self._batchers) > self.keep:
+                _, (_, old) = self._batchers.popitem(last=False)
+                asyncio.run_coroutine_threadsafe(old.close(), loop)
+        return BatchedRuntime(runtime, entry[1], loop)
+
+    async def close(self) -> None:
+        """Finish the accepted requests of every batcher and stop them."""
+        with self._lock:
+            batchers = [batcher for _, batcher in self._batchers.values()]
+            self._batchers.clear()
+        for batcher in batchers:
+            await batcher.close()

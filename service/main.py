@@ -12,6 +12,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from service import __version__
 from service.auth import require_api_key
+from service.batcher import Batchers
 from service.errors import install_error_handlers
 from service.metrics import Metrics, MetricsMiddleware
 from service.pipeline import extract_document
@@ -38,12 +39,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.services = services
     concurrency = settings.extract_concurrency or 2 * (os.cpu_count() or 1)
     app.state.extract_limiter = anyio.CapacityLimiter(concurrency)
+    batchers = None
+    if settings.micro_batch_windows:
+        batchers = Batchers(settings.micro_batch_windows, settings.micro_batch_wait_ms / 1000)
+    app.state.batchers = batchers
     if not settings.redis_url:
         services.queue.start()
     threading.Thread(target=services.registry.warm, name="model-warm-up", daemon=True).start()
     try:
         yield
     finally:
+        if batchers is not None:
+            await batchers.close()
         await run_in_threadpool(services.queue.stop)
 
 

@@ -83,6 +83,15 @@ class Settings(BaseSettings):
         "their turn; 0 = two per CPU core. Bounds memory and keeps the event loop (and `/healthz`) "
         "responsive under load.",
     )
+    micro_batch_windows: int = Field(
+        16,
+        ge=0,
+        description="Concurrent synchronous extractions share model calls (micro-batching) of up to this "
+        "many 512-token windows; 0 = every request calls the model on its own.",
+    )
+    micro_batch_wait_ms: float = Field(
+        10.0, ge=0, le=1000, description="How long a model call waits for other requests to join it."
+    )
     ocr_page_timeout_s: float = Field(60.0, gt=0, description="Time limit of each tesseract call on a page.")
     ocr_detect_orientation: bool = Field(
         True, description="Detect pages scanned at 90/180/270 degrees (tesseract OSD) and turn them upright."

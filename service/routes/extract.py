@@ -1,5 +1,6 @@
 """Synchronous extraction: one document in, its `ExtractionResult` out (the pipeline runs in a thread)."""
 
+import asyncio
 from typing import Any
 
 import anyio
@@ -7,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from service.batcher import Batchers
 from service.errors import BadRequestError, DocextractError, UploadTooLargeError
 from service.pages import JsonDocument, parse_page_selection
 from service.routes.documents import read_upload
@@ -14,6 +16,7 @@ from service.schemas import ExtractionResult, ExtractOptions, Problem
 from service.work import Services, get_services
 
 router = APIRouter(prefix="/v1", tags=["extract"])
+Batching = tuple[Batchers, asyncio.AbstractEventLoop]  # the batchers and the loop they run on
 MULTIPART = "multipart/form-data"
 
 
@@ -91,10 +94,15 @@ async def request_document(request: Request, limit: int) -> bytes:
     return await read_stream(request, limit)
 
 
-def run_extraction(services: Services, data: bytes, options: ExtractOptions) -> ExtractionResult:
-    """Blocking: resolve the model once (the request keeps that runtime to its end) and extract."""
+def run_extraction(
+    services: Services, data: bytes, options: ExtractOptions, batching: Batching | None = None
+) -> ExtractionResult:
+    """Blocking: resolve the model once (the request keeps that runtime to its end) and extract; with
+    `batching`, the model calls go through the process's micro-batcher for that runtime."""
     runtime = services.registry.use(options.model)
     options = options.model_copy(update={"model": runtime.model_id})  # type: ignore[attr-defined]
+    if batching is not None:
+        runtime = batching[0].wrap(runtime, batching[1])
     try:
         result = services.extract(data, options, services.settings, runtime)
     except DocextractError:
@@ -104,9 +112,11 @@ def run_extraction(services: Services, data: bytes, options: ExtractOptions) -> 
     return result
 
 
-def extraction_json(services: Services, data: bytes, options: ExtractOptions) -> bytes:
+def extraction_json(
+    services: Services, data: bytes, options: ExtractOptions, batching: Batching | None = None
+) -> bytes:
     """Blocking: the extraction of one document as the JSON bytes of its `ExtractionResult`."""
-    return run_extraction(services, data, options).model_dump_json().encode()
+    return run_extraction(services, data, options, batching).model_dump_json().encode()
 
 
 @router.post(
@@ -133,7 +143,9 @@ async def extract(
     raw bytes of a PDF or image as the body."""
     data = await request_document(request, services.settings.max_upload_bytes)
     limiter = request.app.state.extract_limiter  # `extract_concurrency` threads at most: less GIL contention
-    body = await anyio.to_thread.run_sync(extraction_json, services, data, options, limiter=limiter)
+    batchers = request.app.state.batchers
+    batching = (batchers, asyncio.get_running_loop()) if batchers is not None else None
+    body = await anyio.to_thread.run_sync(extraction_json, services, data, options, batching, limiter=limiter)
     # Already validated and serialised in the thread: the event loop only sends the bytes (a returned model
     # would be re-validated and serialised on the loop, stalling every other request meanwhile).
     return Response(body, media_type="application/json")  # type: ignore[return-value]

@@ -7,6 +7,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 from fastapi.testclient import TestClient
 
 from model.synthetic import SyntheticPage
@@ -137,3 +138,39 @@ def test_synchronous_extractions_run_at_most_extract_concurrency_at_once(api_set
         statuses = list(pool.map(lambda n: client.post("/v1/extract", content=words_document(n)).status_code,
                                  range(8)))  # fmt: skip
     assert statuses == [200] * 8 and most == 2
+
+
+def without_confidences(node: object) -> object:
+    if isinstance(node, dict):
+        return {k: without_confidences(v) for k, v in node.items() if k != "confidence"}
+    if isinstance(node, list):
+        return [without_confidences(v) for v in node]
+    return node
+
+
+def confidences(node: object) -> list[float]:
+    if isinstance(node, dict):
+        own = [float(node["confidence"])] if "confidence" in node else []
+        return own + [c for k, v in node.items() if k != "confidence" for c in confidences(v)]
+    if isinstance(node, list):
+        return [c for v in node for c in confidences(v)]
+    return []
+
+
+def test_concurrent_extractions_share_model_calls_and_get_their_own_results(api_settings: Settings):
+    documents = [words_document(n) for n in range(6)]
+    alone = api_settings.model_copy(update={"micro_batch_windows": 0})
+    with TestClient(create_app(alone)) as client:
+        expected = [client.post("/v1/extract", content=d).json()["pages"] for d in documents]
+        assert client.app.state.batchers is None  # type: ignore[attr-defined]
+    batched = api_settings.model_copy(update={"micro_batch_windows": 16, "micro_batch_wait_ms": 300})
+    with TestClient(create_app(batched)) as client, ThreadPoolExecutor(6) as pool:
+        responses = list(pool.map(lambda d: client.post("/v1/extract", content=d), documents))
+        batchers = client.app.state.batchers  # type: ignore[attr-defined]
+        calls = sum(batcher.runtime_calls for _, batcher in batchers._batchers.values())
+    assert [r.status_code for r in responses] == [200] * 6
+    got = [r.json()["pages"] for r in responses]
+    # the same words, entities, relations and key-value pairs; confidences equal up to padding round-off
+    assert without_confidences(got) == without_confidences(expected)
+    assert np.allclose(confidences(got), confidences(expected), atol=1e-4)
+    assert 1 <= calls < 6  # requests that arrived together shared a session call
