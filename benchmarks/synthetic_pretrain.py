@@ -4,6 +4,7 @@ Runs, all with the same fine-tuning recipe and seed (fixed epochs, no wall-clock
 machine changes the time but not the result):
 
     minilm          fine-tune on FUNSD from MiniLM only                                    (a)
+    minilm-entity-only  the same without the relation head (`--entity-only`: what joint training costs)
     synth-<N>       pre-train on the first N synthetic pages (entity and relation heads on the synthetic
                     labels, the same number of pages seen for every N), then fine-tune on FUNSD   (b)
     synth-<N>-zero  the pre-trained model of the largest N on FUNSD test without fine-tuning      (c)
@@ -88,6 +89,11 @@ def run_all(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> Non
         results[name] = {"run": name, **common, **result}
         save(results)
 
+    if args.entity_only and "minilm-entity-only" not in results:
+        entity_only = replace(recipe, relations=False)
+        tuned = fine_tune("minilm-entity-only", "minilm", args, entity_only)
+        record("minilm-entity-only", {"pretrain_pages": 0, "pretrain_seconds": 0.0, **tuned})
+        return
     if "minilm" not in results:
         record(
             "minilm",
@@ -106,7 +112,10 @@ def run_all(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> Non
 
 
 def save(results: dict[str, dict[str, Any]]) -> None:
+    """Merge into the results file (another run of this script may be recording other runs)."""
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    if RESULTS.exists():
+        results = {**json.loads(RESULTS.read_text(encoding="utf-8")), **results}
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     update_table(markdown_table(results), TABLE_START, TABLE_END)
 
@@ -139,6 +148,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs on FUNSD")
     parser.add_argument("--order", choices=("annotation", "reading"), default="annotation")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--entity-only", action="store_true", help="only the MiniLM run without the relation head (issue 5)"
+    )
     parser.add_argument("--fresh", action="store_true", help="forget recorded runs")
     args = parser.parse_args()
     if args.sizes and args.synth is None:
