@@ -62,7 +62,7 @@ def table(result: dict[str, object]) -> str:
     lines = [
         "| model | relation F1, gold entities | relation F1, end to end | entity F1 |",
         "| --- | --- | --- | --- |",
-        f"| docextract joint ({START[result.get('init') == 'minilm']}, {result['epochs_run']} epochs) "
+        f"| docextract joint ({START[result.get('init', 'minilm') == 'minilm']}, {result['epochs_run']} epochs) "
         f"| **{result['relation_f1_gold']:.4f}** | {result['relation_f1_end_to_end']:.4f} "
         f"| {result['entity_f1']:.4f} |",
     ]
@@ -116,7 +116,7 @@ def main() -> None:
         model_dir = args.work / "best"
     report = evaluate_model_dir(model_dir, args.data / "testing_data", threshold=args.threshold)
     result = result_record(report, model_dir, seconds, epochs)
-    result["init"] = args.init if args.model is None else None
+    result["init"] = args.init  # with --model: say how that model started
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     update_table(table(result), *MARKERS)
