@@ -59,10 +59,11 @@ START = {True: "MiniLM-L6 init", False: "synthetic pre-training"}
 
 
 def table(result: dict[str, object]) -> str:
+    start = START[result.get("init", "minilm") == "minilm"]
     lines = [
         "| model | relation F1, gold entities | relation F1, end to end | entity F1 |",
         "| --- | --- | --- | --- |",
-        f"| docextract joint ({START[result.get('init', 'minilm') == 'minilm']}, {result['epochs_run']} epochs) "
+        f"| docextract joint ({start}, {result['epochs_run']} epochs) "
         f"| **{result['relation_f1_gold']:.4f}** | {result['relation_f1_end_to_end']:.4f} "
         f"| {result['entity_f1']:.4f} |",
     ]
