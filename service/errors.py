@@ -4,13 +4,15 @@ Route code raises `DocextractError` subclasses; `install_error_handlers` turns t
 errors and unknown routes into `application/problem+json` responses with a stable `type` per kind.
 """
 
+from collections.abc import Iterable, Iterator
 from http import HTTPStatus
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://docextract.dev/problems/"
@@ -250,8 +252,26 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(500, "internal-error", "internal server error", request.url.path, extra)
 
 
+def allowed_methods(request: Request) -> dict[str, str]:
+    """The `Allow` header of a 405: the methods of every route on the path (Starlette names only those of
+    the first route it tried)."""
+
+    def walk(routes: Iterable[Any]) -> Iterator[Any]:
+        for route in routes:
+            nested = getattr(route, "original_router", None)  # an included router (FastAPI)
+            yield from walk(nested.routes) if nested is not None else [route]
+
+    methods: set[str] = set()
+    for route in walk(request.app.router.routes):
+        if getattr(route, "methods", None) and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return {"Allow": ", ".join(sorted(methods))}
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405:
+        exc.headers = allowed_methods(request)
     return problem_response(
         exc.status_code,
         _http_kind(exc.status_code),
@@ -268,3 +288,38 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    document_problems(app)
+
+
+PROBLEM_REF = "#/components/schemas/Problem"
+FASTAPI_VALIDATION_REF = "#/components/schemas/HTTPValidationError"
+
+
+def problems_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document saying what the handlers send: every error response whose body is a problem
+    document as `application/problem+json`, and request validation errors (FastAPI documents its own
+    `HTTPValidationError`) as the `Problem` that `_validation_error` sends."""
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            for response in operation.get("responses", {}).values():
+                content = response.get("content", {})
+                body = content.get("application/json", {}).get("schema", {})
+                if body.get("$ref") in (PROBLEM_REF, FASTAPI_VALIDATION_REF):
+                    body["$ref"] = PROBLEM_REF
+                    content[PROBLEM_CONTENT_TYPE] = content.pop("application/json")
+    definitions = schema.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        definitions.pop(unused, None)
+    return schema
+
+
+def document_problems(app: FastAPI) -> None:
+    """Post-process the app's generated OpenAPI document with `problems_in_openapi` (once, cached)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = problems_in_openapi(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

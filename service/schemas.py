@@ -5,6 +5,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 
 
+class FieldError(BaseModel):
+    """One invalid part of a request (request validation errors only)."""
+
+    loc: list[str | int] = Field(description="Where: `query`, `path`, `body` and the names below it.")
+    msg: str
+    type: str
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem document, the body of every error response."""
 
@@ -15,6 +23,9 @@ class Problem(BaseModel):
     instance: str = Field(description="Path of the request that failed.")
     request_id: str | None = Field(
         None, description="The request's id (also in the `X-Request-ID` response header and the logs)."
+    )
+    errors: list[FieldError] | None = Field(
+        None, description="Each invalid part of the request (`validation-error` problems only)."
     )
 
 

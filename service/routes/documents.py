@@ -42,7 +42,12 @@ def stored_document(services: Services, document_id: str) -> dict[str, object]:
     status_code=201,
     response_model=StoredDocument,
     summary="Store a document",
-    responses={415: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Problem}},
+    responses={
+        400: {"model": Problem, "description": "A malformed multipart body."},
+        413: {"model": Problem},
+        415: {"model": Problem},
+        422: {"model": Problem},
+    },
 )
 def upload_document(
     response: Response,
@@ -59,7 +64,7 @@ def upload_document(
 @router.get("", response_model=DocumentList, summary="List stored documents")
 def list_documents(
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=2**62),  # SQLite integers are 64-bit
     services: Services = Depends(get_services),
 ) -> DocumentList:
     rows, total = services.store.list_documents(limit, offset)

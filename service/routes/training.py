@@ -27,6 +27,7 @@ def check_base_model(services: Services, base_model: str) -> None:
     summary="Start a training run",
     responses={
         202: {"headers": {"Location": {"description": "The run's URL.", "schema": {"type": "string"}}}},
+        400: {"model": Problem, "description": "A malformed multipart body."},
         404: {"model": Problem, "description": "No such base model."},
         413: {"model": Problem, "description": "The dataset is over a size limit."},
         422: {"model": Problem, "description": "The dataset is not a safe zip of FUNSD-format data."},

@@ -58,6 +58,19 @@ def test_wrong_method_is_a_problem_document(client: TestClient):
     assert response.status_code == 405
     assert response.headers["content-type"] == PROBLEM_CONTENT_TYPE
     assert response.json()["type"].endswith("/method-not-allowed")
+    assert response.headers["allow"] == "GET"
+    # Two routes share the path: Allow names the methods of both (Starlette names only the first's).
+    assert client.patch("/v1/documents").headers["allow"] == "GET, POST"
+
+
+def test_the_openapi_document_describes_problem_documents(client: TestClient):
+    schema = client.get("/openapi.json").json()
+    responses = schema["paths"]["/v1/extract"]["post"]["responses"]
+    for status in ("400", "401", "413", "415", "422", "503"):
+        assert set(responses[status]["content"]) == {PROBLEM_CONTENT_TYPE}, status
+        assert responses[status]["content"][PROBLEM_CONTENT_TYPE]["schema"]["$ref"].endswith("/Problem")
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    assert set(schema["paths"]["/readyz"]["get"]["responses"]["503"]["content"]) == {"application/json"}
 
 
 def test_building_the_app_touches_no_disk(tmp_path: Path):
