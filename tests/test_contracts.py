@@ -66,3 +66,36 @@ def test_the_torch_guard_really_blocks_torch():
 def test_torch_modules_exist():
     listed = set(_modules(model))
     assert listed >= model.TORCH_MODULES
+
+
+def _unsafe_loads(path: Path) -> list[str]:
+    """Calls that can run code from a file: `torch.load` without `weights_only=True`, `pickle`/`dill`
+    loads, `numpy.load(allow_pickle=True)`."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
+            continue
+        owner = node.func.value.id if isinstance(node.func.value, ast.Name) else ""
+        keywords = {k.arg: k.value for k in node.keywords}
+        call = f"{path}:{node.lineno} {owner}.{node.func.attr}"
+        safe_torch = isinstance(keywords.get("weights_only"), ast.Constant) and keywords["weights_only"].value
+        unsafe = (
+            (owner == "torch" and node.func.attr == "load" and not safe_torch)
+            or (owner in ("pickle", "dill", "joblib") and node.func.attr in ("load", "loads"))
+            or (owner in ("np", "numpy") and node.func.attr == "load" and "allow_pickle" in keywords)
+        )
+        if unsafe:
+            found.append(call)
+    return found
+
+
+def test_model_files_are_loaded_with_safe_loaders_only(tmp_path: Path):
+    files = [p for folder in ("model", "service", "benchmarks") for p in (ROOT / folder).rglob("*.py")]
+    assert files
+    assert [call for path in sorted(files) for call in _unsafe_loads(path)] == []
+    sample = tmp_path / "sample.py"  # the check finds what it is meant to find
+    sample.write_text(
+        "torch.load(f)\ntorch.load(f, weights_only=False)\ntorch.load(f, weights_only=True)\n"
+        "pickle.loads(b)\nnp.load(f, allow_pickle=True)\nnp.load(f)\n"
+    )
+    assert [call.split(" ")[0].rsplit(":", 1)[1] for call in _unsafe_loads(sample)] == ["1", "2", "4", "5"]
