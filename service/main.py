@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None, extract: ExtractFn | None = Non
 
 def add_middleware(app: FastAPI, settings: Settings) -> None:
     """Metrics innermost, then CORS (only with allowed origins), then request ids and access records
-    outermost (so every response, a CORS preflight's included, carries its id)."""
+    outermost (so every response, a CORS preflight's and an unexpected error's included, carries its id)."""
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     if settings.cors_origins:
         app.add_middleware(
@@ -88,4 +88,6 @@ def add_middleware(app: FastAPI, settings: Settings) -> None:
             expose_headers=["Location", "X-Request-ID"],
             max_age=600,
         )
-    app.add_middleware(RequestContextMiddleware)
+    build = app.build_middleware_stack
+    # Outside Starlette's ServerErrorMiddleware (always the outermost layer), so 500s carry their id too.
+    app.build_middleware_stack = lambda: RequestContextMiddleware(build())  # type: ignore[method-assign]

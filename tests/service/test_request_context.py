@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from service.main import create_app
 from service.settings import Settings
+from tests.service.support import wait_for, words_document
 
 
 @pytest.fixture
@@ -54,3 +55,16 @@ def test_each_request_writes_one_access_record(client: TestClient, caplog: pytes
     record = records[0]
     assert (record.method, record.path, record.status) == ("GET", "/v1/documents/" + "a" * 64, 404)
     assert record.duration_ms >= 0 and record.request_id == "trace-1"
+
+
+def test_an_unexpected_error_is_a_500_problem_with_the_request_id(api_settings: Settings):
+    def broken(*args):
+        raise RuntimeError("a bug")
+
+    app = create_app(api_settings, extract=broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        wait_for(lambda: client.get("/readyz").status_code == 200, 60)
+        response = client.post("/v1/extract", content=words_document(1), headers={"X-Request-ID": "bug-1"})
+    assert response.status_code == 500 and response.headers["x-request-id"] == "bug-1"
+    assert response.json()["type"].endswith("/internal-error") and response.json()["request_id"] == "bug-1"
+    assert "a bug" not in response.text  # no internals in the answer
