@@ -80,9 +80,15 @@ def pretrain(size: int, args: argparse.Namespace, recipe: TrainOptions) -> tuple
     return out / "best", train(documents, out, options, f"pretrain-{size}")
 
 
+def finetune_recipe(args: argparse.Namespace) -> TrainOptions:
+    """The fine-tuning recipe every run shares (fixed epochs, no wall-clock budget)."""
+    return TrainOptions(
+        epochs=args.epochs, seed=args.seed, inputs=InputOptions(word_order=args.order, box_level="word")
+    )
+
+
 def run_all(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
-    inputs = InputOptions(word_order=args.order, box_level="word")
-    recipe = TrainOptions(epochs=args.epochs, seed=args.seed, inputs=inputs)
+    recipe = finetune_recipe(args)
     common = {"seed": args.seed, "epochs": args.epochs, "word_order": args.order, "git_sha": git_sha()}
 
     def record(name: str, result: dict[str, Any]) -> None:
