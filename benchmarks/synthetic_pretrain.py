@@ -5,6 +5,7 @@ machine changes the time but not the result):
 
     minilm          fine-tune on FUNSD from MiniLM only                                    (a)
     minilm-entity-only  the same without the relation head (`--entity-only`: what joint training costs)
+    minilm-rw<W>    the same with relation loss weight W instead of 1 (`--relation-weight W`)
     synth-<N>       pre-train on the first N synthetic pages (entity and relation heads on the synthetic
                     labels, the same number of pages seen for every N), then fine-tune on FUNSD   (b)
     synth-<N>-zero  the pre-trained model of the largest N on FUNSD test without fine-tuning      (c)
@@ -95,6 +96,13 @@ def run_all(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> Non
         results[name] = {"run": name, **common, **result}
         save(results)
 
+    if args.relation_weight is not None:
+        name = f"minilm-rw{args.relation_weight:g}"
+        weighted = replace(recipe, relation_weight=args.relation_weight)
+        record(
+            name, {"pretrain_pages": 0, "pretrain_seconds": 0.0, **fine_tune(name, "minilm", args, weighted)}
+        )
+        return
     if args.entity_only and "minilm-entity-only" not in results:
         entity_only = replace(recipe, relations=False)
         tuned = fine_tune("minilm-entity-only", "minilm", args, entity_only)
@@ -156,6 +164,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
         "--entity-only", action="store_true", help="only the MiniLM run without the relation head (issue 5)"
+    )
+    parser.add_argument(
+        "--relation-weight", type=float, help="only the MiniLM run with this relation loss weight (issue 5)"
     )
     parser.add_argument("--fresh", action="store_true", help="forget recorded runs")
     args = parser.parse_args()
