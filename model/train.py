@@ -47,7 +47,7 @@ class TrainOptions:
     inputs: InputOptions = field(default_factory=InputOptions)
     relations: bool = True  # train the relation head when the data has links
     relation_pairs: tuple[tuple[str, str], ...] | None = None  # linkable (head, tail) labels; None: from data
-    relation_weight: float = 1.0
+    relation_weight: float = 0.5  # joint training cost 1.6 entity-F1 points at 1.0, 0.8 at 0.5
 
 
 @dataclass
