@@ -51,7 +51,7 @@ from model.pretrain_network import (
     tokenizer_for,
     weighted_total,
 )
-from model.train import LinearSchedule
+from model.train import LinearSchedule, apply_step
 
 PLACEHOLDER_LABELS = LabelSet(("unlabelled",))  # the artifact format needs one; fine-tuning replaces it
 MODEL_DIR, LAST_DIR, LOSSES_FILE = "model", "last", "losses.jsonl"
@@ -155,17 +155,9 @@ class Pretrainer:
         inputs = {k: batch[k] for k in ("input_ids", "bbox", "attention_mask", "pixel_values", "mlm_labels")}
         losses = pretrain_losses(self.wrapped(**inputs), batch)
         total = weighted_total(losses, self.options.weights)
-        if not torch.isfinite(total):
-            raise FloatingPointError(
-                f"pre-training loss is {total.item()} at step {self.step + 1}: lower the lr"
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), self.options.max_grad_norm)
         group = self.optimizer.param_groups[0]
         lr_scale = group["lr"] / group["initial_lr"]  # of this step's learning rates
-        self.optimizer.step()
-        self.scheduler.step()
+        apply_step(total, self.model, self.optimizer, self.scheduler, self.options.max_grad_norm, self.step)
         self.step += 1
         values = torch.stack([losses[n].detach() for n in OBJECTIVES] + [total.detach()])
         if self.size > 1:

@@ -131,6 +131,24 @@ def parameter_groups(model: EntityTagger, options: TrainOptions, pretrained: set
     ]
 
 
+def apply_step(
+    loss: torch.Tensor,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    max_grad_norm: float,
+    step: int,
+) -> None:
+    """Backpropagate a finite loss, clip the gradients, step the optimizer and the schedule."""
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"the loss is {loss.item()} at step {step + 1}: lower the lr")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+
+
 class LinearSchedule:
     """Warmup then linear decay to zero at `total` steps. `total` can shrink during a run (a wall-clock
     budget that allows fewer epochs than asked) so that the decay still ends when training does. An object,
@@ -276,15 +294,9 @@ class Trainer:
         losses = []
         for batch in batches(self.train_pages, self.options.batch_size, rng):
             loss = train_step(self.model, self.train_pages, batch, self.pad_id, self.options.relation_weight)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"training loss is {loss.item()} at step {self.step + 1}: lower the lr"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(self.model.parameters(), self.options.max_grad_norm)
-            self.optimizer.step()
-            self.scheduler.step()
+            apply_step(
+                loss, self.model, self.optimizer, self.scheduler, self.options.max_grad_norm, self.step
+            )
             self.step += 1
             losses.append(loss.item())
             if self.on_progress:
