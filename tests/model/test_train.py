@@ -22,6 +22,7 @@ from model.relations import RelationSchema
 from model.train import (
     LinearSchedule,
     TrainOptions,
+    apply_step,
     build_model,
     parameter_groups,
     prepare_trainer,
@@ -229,3 +230,16 @@ def test_fine_tuning_from_a_saved_model_takes_its_encoder_and_matching_heads(ove
     rates = {id(p): g["lr"] for g in groups for p in g["params"]}
     assert rates[id(other.classifier.weight)] == 1e-3
     assert rates[id(words)] == 1e-5
+
+
+def test_a_non_finite_loss_stops_training_before_it_touches_the_weights():
+    model = torch.nn.Linear(3, 2)
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    loss = model(torch.ones(1, 3)).sum() * float("nan")
+    with pytest.raises(FloatingPointError, match="at step 8"):
+        apply_step(loss, model, optimizer, scheduler, 1.0, 7)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    apply_step(model(torch.ones(1, 3)).sum(), model, optimizer, scheduler, 1.0, 8)
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
