@@ -98,6 +98,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, help="score this trained model instead of training one")
     parser.add_argument("--init", default="minilm", help="minilm, or a model folder to fine-tune from")
     parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--relation-weight", type=float, default=TrainOptions.relation_weight)
     parser.add_argument("--budget-minutes", type=float, default=35.0)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threshold", type=float, default=0.5)
@@ -112,6 +113,7 @@ def main() -> None:
             inputs=InputOptions(word_order="reading", box_level="word"),
             relation_pairs=(("question", "answer"),),
             init=args.init,
+            relation_weight=args.relation_weight,
         )
         seconds, epochs = train_joint(args.data, args.work, options)
         model_dir = args.work / "best"
