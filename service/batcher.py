@@ -170,7 +170,9 @@ def _settle(future: asyncio.Future[list[PagePrediction]], outcome: list[PagePred
         future.set_result(outcome)
 
 
-class RuntimeLike(PageRuntime, Protocol):
+class BatchableRuntime(PageRuntime, Protocol):
+    """A runtime the batcher can split (prepare / run_prepared) and callers can also call whole."""
+
     def predict_pages(self, pages: Sequence[PageWords]) -> list[PagePrediction]: ...
 
 
@@ -179,7 +181,9 @@ class BatchedRuntime:
     loop, so that concurrent requests share session calls. Everything else (meta, label set, model id)
     is the wrapped runtime's."""
 
-    def __init__(self, runtime: RuntimeLike, batcher: MicroBatcher, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, runtime: BatchableRuntime, batcher: MicroBatcher, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.runtime, self.batcher, self.loop = runtime, batcher, loop
 
     def __getattr__(self, name: str) -> object:
@@ -198,10 +202,10 @@ class Batchers:
         self, max_windows: int = DEFAULT_MAX_WINDOWS, max_wait_s: float = DEFAULT_MAX_WAIT_S, keep: int = 4
     ) -> None:
         self.max_windows, self.max_wait_s, self.keep = max_windows, max_wait_s, keep
-        self._batchers: OrderedDict[int, tuple[RuntimeLike, MicroBatcher]] = OrderedDict()
+        self._batchers: OrderedDict[int, tuple[BatchableRuntime, MicroBatcher]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def wrap(self, runtime: RuntimeLike, loop: asyncio.AbstractEventLoop) -> BatchedRuntime:
+    def wrap(self, runtime: BatchableRuntime, loop: asyncio.AbstractEventLoop) -> BatchedRuntime:
         """`runtime` behind its batcher (thread-safe; the batcher's worker runs on `loop`)."""
         with self._lock:
             entry = self._batchers.get(id(runtime))
