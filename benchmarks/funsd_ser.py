@@ -98,6 +98,16 @@ def run_one(name: str, data: Path, work: Path, base: TrainOptions) -> dict[str, 
     }
 
 
+def record_result(name: str | None, result: dict[str, object]) -> dict[str, dict[str, object]]:
+    """Merge one run into the results file (re-read first: parallel invocations keep their runs)."""
+    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    if name is not None:
+        results[name] = result
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return results
+
+
 def markdown_table(results: dict[str, dict[str, object]]) -> str:
     lines = [
         "| run | word order | boxes | test entity F1 | P | R | best epoch / run | train wall time |",
@@ -149,13 +159,12 @@ def main() -> None:
     base = TrainOptions(
         epochs=args.epochs, seed=args.seed, budget_seconds=args.budget_minutes * 60, relations=False
     )
-    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    results: dict[str, dict[str, object]] = {}
     for name in names:
-        results[name] = run_one(name, args.data, args.work, base)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        print(f"[{name}] test entity F1 {results[name]['f1']:.4f}", flush=True)
-    table = markdown_table(results)
+        result = run_one(name, args.data, args.work, base)
+        results = record_result(name, result)
+        print(f"[{name}] test entity F1 {result['f1']:.4f}", flush=True)
+    table = markdown_table(results or record_result(None, {}))
     update_table(table)
     print(table)
 

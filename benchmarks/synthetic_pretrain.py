@@ -84,7 +84,10 @@ def pretrain(size: int, args: argparse.Namespace, recipe: TrainOptions) -> tuple
 def finetune_recipe(args: argparse.Namespace) -> TrainOptions:
     """The fine-tuning recipe every run shares (fixed epochs, no wall-clock budget)."""
     return TrainOptions(
-        epochs=args.epochs, seed=args.seed, inputs=InputOptions(word_order=args.order, box_level="word")
+        epochs=args.epochs,
+        seed=args.seed,
+        inputs=InputOptions(word_order=args.order, box_level="word"),
+        relation_weight=1.0,  # what the recorded runs used (TrainOptions' default has since become 0.5)
     )
 
 
