@@ -24,7 +24,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 import torch
 
 from model.artifact import ArtifactMeta
@@ -35,7 +34,7 @@ from model.features import INPUT_NAMES, load_tokenizer, vocab_sha256
 from model.minilm import minilm_tokenizer_path
 from model.network import EntityTagger
 from model.onnx_meta import ENTITY_LOGITS, VARIANT_FILES
-from model.runtime import session_options
+from model.runtime import open_session
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "latency.json"
@@ -83,7 +82,7 @@ def torch_call(model: torch.nn.Module, inputs: Mapping[str, np.ndarray]) -> Call
 
 
 def onnx_call(path: Path, inputs: Mapping[str, np.ndarray], threads: int) -> Call:
-    session = ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+    session = open_session(path, threads)
     feeds = dict(inputs)
     return lambda: session.run([ENTITY_LOGITS], feeds)
 

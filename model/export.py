@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from torch import nn
@@ -37,6 +36,7 @@ from model.onnx_meta import (
     output_names,
 )
 from model.relations import GEOMETRY_FEATURES
+from model.runtime import open_session
 
 OPSET = 18
 EXAMPLE_LENGTH = 16
@@ -148,10 +148,7 @@ def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool = True) ->
 
 
 def onnx_logits(path: Path, inputs: Mapping[str, np.ndarray], threads: int = 1) -> np.ndarray:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return session.run([ENTITY_LOGITS], dict(inputs))[0]
+    return open_session(path, threads).run([ENTITY_LOGITS], dict(inputs))[0]
 
 
 @torch.no_grad()
@@ -263,7 +260,7 @@ def export_relation_head(head: RelationHead, config: ModelConfig, path: Path) ->
             head, args, str(path), input_names=list(RELATION_INPUT_NAMES), output_names=[RELATION_LOGITS],
             dynamic_shapes=shapes, opset_version=OPSET, dynamo=True, external_data=False, verbose=False,
         )  # fmt: skip
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = open_session(path)
     worst = 0.0
     for seed, (count, pair_count) in enumerate(((3, 4), (11, 30)), start=1):
         inputs = relation_example(config, count, pair_count, seed)

@@ -18,6 +18,7 @@ from model.onnx_meta import (
     VARIANT_FILES,
     OnnxMeta,
 )
+from model.runtime import open_session
 from tests.exported import ExportedModel
 
 
@@ -29,7 +30,7 @@ def torch_model(exported_model: ExportedModel):
 
 def session(exported_model: ExportedModel, variant: str) -> ort.InferenceSession:
     path = exported_model.onnx_dir / VARIANT_FILES[variant]
-    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return open_session(path)
 
 
 @pytest.fixture(scope="module")
@@ -136,9 +137,7 @@ def test_output_wrapper_orders_outputs_by_output_names():
 
 def test_relation_graph_matches_torch(exported_model: ExportedModel, torch_model):
     head = torch_model.relation_head.eval()
-    session = ort.InferenceSession(
-        str(exported_model.onnx_dir / RELATION_FILE), providers=["CPUExecutionProvider"]
-    )
+    session = open_session(exported_model.onnx_dir / RELATION_FILE)
     for seed, (entities, pairs) in enumerate(((2, 2), (17, 40)), start=5):
         inputs = relation_example(torch_model.encoder.config, entities, pairs, seed)
         with torch.no_grad():
