@@ -14,6 +14,8 @@ Runs (all with the same seed, epochs and wall-clock budget):
     no-visual       reading order, word boxes, no visual tokens
     no-spatial      reading order, word boxes, no spatial-aware attention bias
     random-init     reading order, word boxes, random text stream instead of MiniLM
+    papers-synth    the papers' protocol, starting from a synthetic pre-training checkpoint
+                    (`--synthetic-init`, made by `benchmarks/synthetic_pretrain.py`) instead of MiniLM
 """
 
 import argparse
@@ -39,6 +41,7 @@ ANCHORS = (
     ("LayoutLMv2-base (paper)", 0.8276),
 )
 
+SYNTHETIC_INIT = "synthetic"  # stands for the --synthetic-init folder
 RUNS: dict[str, dict[str, object]] = {
     "papers": {"word_order": "annotation", "box_level": "word"},
     "reading": {"word_order": "reading", "box_level": "word"},
@@ -46,6 +49,7 @@ RUNS: dict[str, dict[str, object]] = {
     "no-visual": {"word_order": "reading", "box_level": "word", "use_visual": False},
     "no-spatial": {"word_order": "reading", "box_level": "word", "use_spatial_bias": False},
     "random-init": {"word_order": "reading", "box_level": "word", "init": "random"},
+    "papers-synth": {"word_order": "annotation", "box_level": "word", "init": SYNTHETIC_INIT},
 }
 GROUPS = {"ablations": ["reading", "reading-line", "no-visual", "no-spatial", "random-init"]}
 
@@ -55,10 +59,11 @@ def git_sha() -> str:
     return result.stdout.strip() or "unknown"
 
 
-def run_one(name: str, data: Path, work: Path, base: TrainOptions) -> dict[str, object]:
+def run_one(name: str, data: Path, work: Path, base: TrainOptions, synthetic_init: Path) -> dict[str, object]:
     spec = RUNS[name]
     inputs = InputOptions(word_order=str(spec["word_order"]), box_level=str(spec["box_level"]))
-    options = replace(base, inputs=inputs, init=str(spec.get("init", "minilm")))
+    init = str(spec.get("init", "minilm"))
+    options = replace(base, inputs=inputs, init=str(synthetic_init) if init == SYNTHETIC_INIT else init)
     config = minilm_config().with_changes(
         use_visual=bool(spec.get("use_visual", True)),
         use_spatial_bias=bool(spec.get("use_spatial_bias", True)),
@@ -95,6 +100,7 @@ def run_one(name: str, data: Path, work: Path, base: TrainOptions) -> dict[str, 
         "max_epochs": options.epochs,
         "git_sha": git_sha(),
         "model_dir": str(out / "best"),
+        "init": options.init,
     }
 
 
@@ -151,6 +157,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--budget-minutes", type=float, default=45.0)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--synthetic-init",
+        type=Path,
+        default=ROOT / "benchmarks" / "runs" / "synthetic" / "pretrain-1000" / "best",
+        help="the pre-trained model the papers-synth run starts from",
+    )
     args = parser.parse_args()
     names = [n for item in args.runs.split(",") for n in GROUPS.get(item, [item])]
     unknown = [n for n in names if n not in RUNS]
@@ -161,7 +173,7 @@ def main() -> None:
     )
     results: dict[str, dict[str, object]] = {}
     for name in names:
-        result = run_one(name, args.data, args.work, base)
+        result = run_one(name, args.data, args.work, base, args.synthetic_init)
         results = record_result(name, result)
         print(f"[{name}] test entity F1 {result['f1']:.4f}", flush=True)
     table = markdown_table(results or record_result(None, {}))
