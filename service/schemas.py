@@ -177,9 +177,8 @@ class JobDocument(BaseModel):
     result_url: str | None = Field(None, description="Where the result is, once the document succeeded.")
 
 
-class Job(BaseModel):
-    """An asynchronous batch. It ends `succeeded` when every document succeeded, `failed` when any
-    failed (see each document's `error`), `cancelled` when cancelled."""
+class JobSummary(BaseModel):
+    """A job without its documents, as `GET /v1/jobs` lists it."""
 
     id: str
     status: Status
@@ -188,8 +187,23 @@ class Job(BaseModel):
     finished: str | None = None
     model: str = Field(description="Model id every document of the job runs on.")
     progress: JobProgress
-    documents: list[JobDocument]
     callback_url: str | None = None
+
+
+class Job(JobSummary):
+    """An asynchronous batch. It ends `succeeded` when every document succeeded, `failed` when any
+    failed (see each document's `error`), `cancelled` when cancelled."""
+
+    documents: list[JobDocument]
+
+
+class JobList(BaseModel):
+    """One page of jobs, newest first; each job's documents are at `GET /v1/jobs/{job_id}`."""
+
+    jobs: list[JobSummary]
+    total: int = Field(description="Jobs that match the filter, on every page.")
+    limit: int
+    offset: int
 
 
 class TrainingProgress(BaseModel):
@@ -205,7 +219,9 @@ class EpochMetrics(BaseModel):
     relation_f1: float | None = Field(None, description="Validation relation F1, when the model has one.")
 
 
-class TrainingRun(BaseModel):
+class TrainingRunSummary(BaseModel):
+    """A training run without its per-epoch metrics, as `GET /v1/training-runs` lists it."""
+
     id: str
     status: Status
     created: str
@@ -216,9 +232,23 @@ class TrainingRun(BaseModel):
     validation_fraction: float
     documents: int = Field(description="Annotated pages in the dataset.")
     progress: TrainingProgress
-    metrics: list[EpochMetrics]
     model_id: str | None = Field(None, description="The trained model, on success.")
     error: str | None = None
+
+
+class TrainingRun(TrainingRunSummary):
+    """A training run with the validation metrics of every epoch so far."""
+
+    metrics: list[EpochMetrics]
+
+
+class TrainingRunList(BaseModel):
+    """One page of training runs, newest first; each run's metrics are at `GET /v1/training-runs/{run_id}`."""
+
+    training_runs: list[TrainingRunSummary]
+    total: int = Field(description="Training runs that match the filter, on every page.")
+    limit: int
+    offset: int
 
 
 class RegisteredModel(BaseModel):

@@ -36,7 +36,18 @@ create table if not exists training_runs (
     attempts integer not null default 0, claim text, lease_until real,
     enqueued_at real, created_at real not null);
 create index if not exists training_runs_lease on training_runs (status, lease_until);
+create index if not exists jobs_created on jobs (created);
+create index if not exists training_runs_created on training_runs (created);
 """
+
+# Lists are newest first. `created` has whole seconds: rows of one second fall back on their insertion order
+# (rowid), so the order is total and offset pages neither overlap nor skip rows.
+NEWEST_FIRST = "order by created desc, rowid desc limit ? offset ?"
+JOB_PROGRESS = (
+    "(select count(*) from job_documents d where d.job_id = jobs.id) as documents_total,"
+    " (select count(*) from job_documents d where d.job_id = jobs.id and d.status in ({})) as documents_done"
+).format(", ".join("?" * len(TERMINAL)))
+RUN_SUMMARY = "id, status, created, started, finished, options, progress, model_id, error"  # not metrics
 
 
 def sha256_hex(data: bytes) -> str:
@@ -161,6 +172,21 @@ class Store(WorkItems):
                 ],
             )
 
+    def list_jobs(self, limit: int, offset: int, status: str | None = None) -> tuple[list[Row], int]:
+        """One page of jobs, newest first, each with `documents_done` and `documents_total` counts instead
+        of its documents; and how many jobs match `status` (None: all)."""
+        rows = self._all(
+            f"select *, {JOB_PROGRESS} from jobs where (? is null or status = ?) {NEWEST_FIRST}",
+            *TERMINAL,
+            status,
+            status,
+            limit,
+            offset,
+        )
+        for row in rows:
+            row["options"] = json.loads(row["options"])
+        return rows, self._count("jobs", status)
+
     def get_job(self, job_id: str) -> Row | None:
         job = self._one("select * from jobs where id = ?", job_id)
         if job is not None:
@@ -239,6 +265,23 @@ class Store(WorkItems):
             for name in ("options", "progress", "metrics"):
                 run[name] = json.loads(run[name])
         return run
+
+    def list_runs(self, limit: int, offset: int, status: str | None = None) -> tuple[list[Row], int]:
+        """One page of training runs, newest first, without their metrics; and how many match `status`."""
+        rows = self._all(
+            f"select {RUN_SUMMARY} from training_runs where (? is null or status = ?) {NEWEST_FIRST}",
+            status,
+            status,
+            limit,
+            offset,
+        )
+        for row in rows:
+            row["options"], row["progress"] = json.loads(row["options"]), json.loads(row["progress"])
+        return rows, self._count("training_runs", status)
+
+    def _count(self, table: str, status: str | None) -> int:
+        total = self._one(f"select count(*) as n from {table} where ? is null or status = ?", status, status)
+        return int(total["n"]) if total else 0
 
     def update_run(self, run_id: str, progress: dict[str, Any], metrics: list[dict[str, Any]] | None) -> None:
         """Progress (and, at an epoch's end, the metrics so far) of a running training run."""

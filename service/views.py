@@ -1,15 +1,19 @@
 """Store rows and registry entries -> the API's response models (one place for each resource's JSON)."""
 
+from typing import Any
+
 from service.registry import ModelEntry
 from service.schemas import (
     EpochMetrics,
     Job,
     JobDocument,
     JobProgress,
+    JobSummary,
     RegisteredModel,
     StoredDocument,
     TrainingProgress,
     TrainingRun,
+    TrainingRunSummary,
 )
 from service.store import TERMINAL, Row
 
@@ -42,17 +46,26 @@ def job_view(job: Row) -> Job:
         for d in job["documents"]
     ]
     done = sum(d.status in TERMINAL for d in documents)
-    return Job(
-        id=job["id"],
-        status=job["status"],
-        created=job["created"],
-        started=job["started"],
-        finished=job["finished"],
-        model=job["options"].get("model") or "",
-        progress=JobProgress(done=done, total=len(documents)),
-        documents=documents,
-        callback_url=job["callback_url"],
-    )
+    return Job(**job_fields(job, JobProgress(done=done, total=len(documents))), documents=documents)
+
+
+def job_summary_view(job: Row) -> JobSummary:
+    """A `Store.list_jobs` row: its progress comes from the row's document counts."""
+    progress = JobProgress(done=job["documents_done"], total=job["documents_total"])
+    return JobSummary(**job_fields(job, progress))
+
+
+def job_fields(job: Row, progress: JobProgress) -> dict[str, Any]:
+    return {
+        "id": job["id"],
+        "status": job["status"],
+        "created": job["created"],
+        "started": job["started"],
+        "finished": job["finished"],
+        "model": job["options"].get("model") or "",
+        "progress": progress,
+        "callback_url": job["callback_url"],
+    }
 
 
 def epoch_view(record: dict[str, object]) -> EpochMetrics:
@@ -60,22 +73,30 @@ def epoch_view(record: dict[str, object]) -> EpochMetrics:
 
 
 def run_view(run: Row) -> TrainingRun:
+    return TrainingRun(**run_fields(run), metrics=[epoch_view(m) for m in run["metrics"]])
+
+
+def run_summary_view(run: Row) -> TrainingRunSummary:
+    """A `Store.list_runs` row (it has no metrics)."""
+    return TrainingRunSummary(**run_fields(run))
+
+
+def run_fields(run: Row) -> dict[str, Any]:
     options = run["options"]
-    return TrainingRun(
-        id=run["id"],
-        status=run["status"],
-        created=run["created"],
-        started=run["started"],
-        finished=run["finished"],
-        base_model=options["base_model"],
-        epochs=options["epochs"],
-        validation_fraction=options["validation_fraction"],
-        documents=options.get("documents", 0),
-        progress=TrainingProgress(**run["progress"]),
-        metrics=[epoch_view(m) for m in run["metrics"]],
-        model_id=run["model_id"],
-        error=run["error"],
-    )
+    return {
+        "id": run["id"],
+        "status": run["status"],
+        "created": run["created"],
+        "started": run["started"],
+        "finished": run["finished"],
+        "base_model": options["base_model"],
+        "epochs": options["epochs"],
+        "validation_fraction": options["validation_fraction"],
+        "documents": options.get("documents", 0),
+        "progress": TrainingProgress(**run["progress"]),
+        "model_id": run["model_id"],
+        "error": run["error"],
+    }
 
 
 def model_view(entry: ModelEntry, active: str) -> RegisteredModel:

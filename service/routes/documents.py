@@ -16,6 +16,9 @@ router = APIRouter(prefix="/v1/documents", tags=["documents"])
 DocumentId = Path(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the document's bytes.")
 NOT_FOUND = {404: {"model": Problem, "description": "No such document (or no result yet)."}}
 CHUNK = 1 << 20
+# The paging of every list (documents, jobs, training runs).
+PageLimit = Query(100, ge=1, le=1000)
+PageOffset = Query(0, ge=0, le=2**62)  # SQLite integers are 64-bit
 
 
 def read_upload(stream: BinaryIO, limit: int, name: str | None = None) -> bytes:
@@ -63,8 +66,8 @@ def upload_document(
 
 @router.get("", response_model=DocumentList, summary="List stored documents")
 def list_documents(
-    limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0, le=2**62),  # SQLite integers are 64-bit
+    limit: int = PageLimit,
+    offset: int = PageOffset,
     services: Services = Depends(get_services),
 ) -> DocumentList:
     rows, total = services.store.list_documents(limit, offset)

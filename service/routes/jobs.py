@@ -2,15 +2,15 @@
 
 import uuid
 
-from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile
 
 from service.callbacks import check_callback_url
 from service.errors import BadRequestError, DocumentNotFoundError, JobFinishedError, JobNotFoundError
 from service.pages import detect_format
-from service.routes.documents import read_upload
+from service.routes.documents import PageLimit, PageOffset, read_upload
 from service.routes.extract import query_options
-from service.schemas import ExtractOptions, Job, Problem
-from service.views import job_view
+from service.schemas import ExtractOptions, Job, JobList, Problem, Status
+from service.views import job_summary_view, job_view
 from service.work import Services, get_services
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -81,6 +81,18 @@ def create_job(
     services.worker.enqueue_new("job_documents", [item["id"] for item in job["documents"]])
     response.headers["Location"] = f"/v1/jobs/{job_id}"
     return job_view(job)
+
+
+@router.get("", response_model=JobList, summary="List jobs")
+def list_jobs(
+    limit: int = PageLimit,
+    offset: int = PageOffset,
+    status: Status | None = Query(None, description="Only the jobs with this status."),
+    services: Services = Depends(get_services),
+) -> JobList:
+    """Newest first; each job with its progress but not its documents (`GET /v1/jobs/{job_id}`)."""
+    rows, total = services.store.list_jobs(limit, offset, status)
+    return JobList(jobs=[job_summary_view(r) for r in rows], total=total, limit=limit, offset=offset)
 
 
 def existing_job(services: Services, job_id: str) -> Job:

@@ -2,13 +2,13 @@
 
 import uuid
 
-from fastapi import APIRouter, Depends, File, Form, Path, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile
 
 from service.datasets import unpack_dataset
 from service.errors import TrainingRunNotFoundError
-from service.routes.documents import read_upload
-from service.schemas import Problem, TrainingRun
-from service.views import run_view
+from service.routes.documents import PageLimit, PageOffset, read_upload
+from service.schemas import Problem, Status, TrainingRun, TrainingRunList
+from service.views import run_summary_view, run_view
 from service.work import Services, get_services
 
 router = APIRouter(prefix="/v1/training-runs", tags=["training"])
@@ -60,6 +60,19 @@ def create_run(
     services.worker.enqueue_new("training_runs", [run_id])
     response.headers["Location"] = f"/v1/training-runs/{run_id}"
     return existing_run(services, run_id)
+
+
+@router.get("", response_model=TrainingRunList, summary="List training runs")
+def list_runs(
+    limit: int = PageLimit,
+    offset: int = PageOffset,
+    status: Status | None = Query(None, description="Only the training runs with this status."),
+    services: Services = Depends(get_services),
+) -> TrainingRunList:
+    """Newest first; each run with its progress but not its metrics (`GET /v1/training-runs/{run_id}`)."""
+    rows, total = services.store.list_runs(limit, offset, status)
+    runs = [run_summary_view(r) for r in rows]
+    return TrainingRunList(training_runs=runs, total=total, limit=limit, offset=offset)
 
 
 def existing_run(services: Services, run_id: str) -> TrainingRun:

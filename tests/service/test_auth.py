@@ -26,7 +26,8 @@ def locked(tmp_path: Path):
 def test_without_a_key_every_v1_route_is_a_401_problem(locked: TestClient):
     for method, path in [("get", "/v1/models"), ("get", "/v1/documents"), ("post", "/v1/extract"),
                          ("post", "/v1/jobs"), ("get", "/v1/jobs/job_" + "0" * 32),
-                         ("post", "/v1/training-runs"), ("delete", "/v1/documents/" + "a" * 64)]:  # fmt: skip
+                         ("post", "/v1/training-runs"), ("delete", "/v1/documents/" + "a" * 64),
+                         ("get", "/v1/jobs"), ("get", "/v1/training-runs")]:  # fmt: skip
         response = getattr(locked, method)(path)
         body = problem(response, 401, "unauthorized")
         assert response.headers["www-authenticate"].startswith("Bearer")
@@ -49,6 +50,15 @@ def test_any_configured_key_in_either_header_passes(locked: TestClient):
     ):
         response = locked.get("/v1/documents", headers=headers)
         assert response.status_code == 200, (headers, response.text)
+
+
+def test_the_lists_answer_with_a_key(locked: TestClient):
+    lists = {"/v1/documents": "documents", "/v1/jobs": "jobs", "/v1/training-runs": "training_runs"}
+    for path, name in lists.items():
+        problem(locked.get(path, headers={"X-API-Key": "nope"}), 401, "unauthorized")
+        response = locked.get(path, headers={"Authorization": f"Bearer {KEYS[1]}"})
+        assert response.status_code == 200, response.text
+        assert (response.json()[name], response.json()["total"]) == ([], 0)
 
 
 def test_probes_and_metrics_need_no_key(locked: TestClient):

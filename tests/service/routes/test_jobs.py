@@ -150,3 +150,62 @@ def test_callbacks_to_internal_addresses_are_refused_by_default(api: TestClient,
     )
     assert api.app.state.services.store.counts("job_documents") == {}  # no job was created
     assert not receiver.bodies
+
+
+def queued_jobs(api: TestClient, count: int) -> list[str]:
+    """Ids of `count` new one-document jobs, oldest first; the queue is stopped, so they stay queued."""
+    api.app.state.services.queue.stop()
+    return [api.post("/v1/jobs", files=job_files(1, start=100 + n)).json()["id"] for n in range(count)]
+
+
+def listed(api: TestClient, **params: object) -> list[str]:
+    response = api.get("/v1/jobs", params=params)
+    assert response.status_code == 200, response.text
+    return [job["id"] for job in response.json()["jobs"]]
+
+
+def test_jobs_are_listed_newest_first_as_summaries(api: TestClient):
+    finished = wait_for_job(api, api.post("/v1/jobs", files=job_files(2)).headers["location"])
+    ids = [finished["id"], *queued_jobs(api, 3)]
+    api.delete(f"/v1/jobs/{ids[2]}")
+    listing = api.get("/v1/jobs").json()
+    assert [job["id"] for job in listing["jobs"]] == ids[::-1]  # same-second jobs too
+    assert (listing["total"], listing["limit"], listing["offset"]) == (4, 100, 0)
+    for summary in listing["jobs"]:
+        full = api.get(f"/v1/jobs/{summary['id']}").json()
+        assert "documents" not in summary
+        assert summary == {name: value for name, value in full.items() if name != "documents"}
+    statuses = {job["id"]: (job["status"], job["progress"]) for job in listing["jobs"]}
+    assert statuses[ids[0]] == ("succeeded", {"done": 2, "total": 2})
+    assert statuses[ids[1]] == ("queued", {"done": 0, "total": 1})
+    assert statuses[ids[2]] == ("cancelled", {"done": 1, "total": 1})
+
+
+def test_job_pages_hold_every_job_once(api: TestClient):
+    ids = queued_jobs(api, 7)
+    pages = [api.get("/v1/jobs", params={"limit": 3, "offset": offset}).json() for offset in (0, 3, 6, 9)]
+    assert [len(page["jobs"]) for page in pages] == [3, 3, 1, 0]
+    assert {page["total"] for page in pages} == {7}
+    assert [(page["limit"], page["offset"]) for page in pages] == [(3, 0), (3, 3), (3, 6), (3, 9)]
+    assert [job["id"] for page in pages for job in page["jobs"]] == ids[::-1]
+
+
+def test_jobs_filtered_by_status(api: TestClient):
+    ids = queued_jobs(api, 5)
+    for job_id in (ids[0], ids[3]):
+        assert api.delete(f"/v1/jobs/{job_id}").status_code == 200
+    assert listed(api, status="cancelled") == [ids[3], ids[0]]
+    assert listed(api, status="queued") == [ids[4], ids[2], ids[1]]
+    assert listed(api, status="queued", limit=2, offset=1) == [ids[2], ids[1]]
+    assert api.get("/v1/jobs", params={"status": "queued", "limit": 1}).json()["total"] == 3
+    empty = api.get("/v1/jobs", params={"status": "succeeded"}).json()
+    assert (empty["jobs"], empty["total"]) == ([], 0)
+    assert listed(api) == ids[::-1]
+
+
+def test_bad_job_list_requests(api: TestClient):
+    body = problem(api.get("/v1/jobs", params={"status": "done"}), 422, "validation-error")
+    assert [error["loc"] for error in body["errors"]] == [["query", "status"]]
+    for params in ({"limit": 0}, {"limit": 1001}, {"offset": -1}, {"offset": 2**70}, {"status": ""}):
+        problem(api.get("/v1/jobs", params=params), 422, "validation-error")
+    assert listed(api, offset=2**62) == []

@@ -94,3 +94,63 @@ def test_a_run_that_cannot_start_fails_with_its_reason(
         lambda: (r := api.get(response.headers["location"]).json())["status"] == "failed" and r, 120
     )
     assert "has no trained weights" in run["error"] and run["model_id"] is None
+
+
+def queued_runs(api: TestClient, synthetic_dataset: Path, count: int) -> list[str]:
+    """Ids of `count` new runs, oldest first; the queue is stopped, so they stay queued (nothing trains)."""
+    api.app.state.services.queue.stop()
+    data = dataset_zip(synthetic_dataset)
+    return [start_run(api, data, epochs=str(n + 1)).json()["id"] for n in range(count)]
+
+
+def listed_runs(api: TestClient, **params: object) -> list[str]:
+    response = api.get("/v1/training-runs", params=params)
+    assert response.status_code == 200, response.text
+    return [run["id"] for run in response.json()["training_runs"]]
+
+
+def test_runs_are_listed_newest_first_without_metrics(api: TestClient, synthetic_dataset: Path):
+    ids = queued_runs(api, synthetic_dataset, 3)
+    store = api.app.state.services.store
+    store.claim("training_runs", ids[1], "test-worker", 30.0)  # this test plays the worker
+    store.update_run(
+        ids[1], {"epoch": 1, "step": 2, "total_steps": 4}, [{"epoch": 1, "loss": 0.5, "entity_f1": 0.4}]
+    )
+    listing = api.get("/v1/training-runs").json()
+    assert [run["id"] for run in listing["training_runs"]] == ids[::-1]  # same-second runs too
+    assert (listing["total"], listing["limit"], listing["offset"]) == (3, 100, 0)
+    for summary in listing["training_runs"]:
+        full = api.get(f"/v1/training-runs/{summary['id']}").json()
+        assert "metrics" not in summary
+        assert summary == {name: value for name, value in full.items() if name != "metrics"}
+    running = listing["training_runs"][1]
+    assert (running["status"], running["epochs"], running["documents"]) == ("running", 2, 4)
+    assert running["progress"] == {"epoch": 1, "step": 2, "total_steps": 4}
+    assert len(api.get(f"/v1/training-runs/{ids[1]}").json()["metrics"]) == 1
+
+
+def test_run_pages_and_status_filter(api: TestClient, synthetic_dataset: Path):
+    ids = queued_runs(api, synthetic_dataset, 5)
+    store = api.app.state.services.store
+    for run_id in (ids[0], ids[3]):
+        store.claim("training_runs", run_id, "test-worker", 30.0)
+        store.settle("training_runs", run_id, "test-worker", "failed", error="no luck")
+    pages = [api.get("/v1/training-runs", params={"limit": 2, "offset": n}).json() for n in (0, 2, 4)]
+    assert [len(page["training_runs"]) for page in pages] == [2, 2, 1]
+    assert {page["total"] for page in pages} == {5}
+    assert [run["id"] for page in pages for run in page["training_runs"]] == ids[::-1]
+    failed = api.get("/v1/training-runs", params={"status": "failed"}).json()
+    assert [run["id"] for run in failed["training_runs"]] == [ids[3], ids[0]] and failed["total"] == 2
+    assert {run["error"] for run in failed["training_runs"]} == {"no luck"}
+    assert listed_runs(api, status="queued") == [ids[4], ids[2], ids[1]]
+    assert listed_runs(api, status="queued", limit=1, offset=2) == [ids[1]]
+    assert listed_runs(api, status="succeeded") == []
+
+
+def test_bad_run_list_requests(api: TestClient):
+    body = problem(api.get("/v1/training-runs", params={"status": "finished"}), 422, "validation-error")
+    assert [error["loc"] for error in body["errors"]] == [["query", "status"]]
+    for params in ({"limit": 0}, {"limit": 1001}, {"offset": -1}, {"offset": 2**70}):
+        problem(api.get("/v1/training-runs", params=params), 422, "validation-error")
+    listing = api.get("/v1/training-runs").json()
+    assert (listing["training_runs"], listing["total"]) == ([], 0)
