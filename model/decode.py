@@ -35,6 +35,47 @@ def merge_window_logits(
     return merged
 
 
+def bio_transitions(label_set: LabelSet) -> tuple[np.ndarray, np.ndarray]:
+    """(allowed [T, T] previous -> next, allowed first tags [T]) of valid BIO sequences: I-x only continues
+    B-x or I-x, and a sequence never opens with an I- tag."""
+    num_tags = label_set.num_tags
+    allowed = np.ones((num_tags, num_tags), dtype=bool)
+    first = np.ones(num_tags, dtype=bool)
+    for label in label_set.labels:
+        begin, inside = label_set.begin_tag(label), label_set.inside_tag(label)
+        allowed[:, inside] = False
+        allowed[[begin, inside], inside] = True
+        first[inside] = False
+    return allowed, first
+
+
+def best_bio_tags(log_probabilities: np.ndarray, label_set: LabelSet) -> np.ndarray:
+    """The valid BIO tag sequence with the highest summed log-probability (Viterbi over per-word
+    [N, T] log-probabilities). Per-word argmax can leave an I- tag after O or after another label, which
+    splits or truncates entities; this never does, and equals the argmax wherever that is valid."""
+    count = len(log_probabilities)
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
+    allowed, first = bio_transitions(label_set)
+    transition = np.where(allowed, 0.0, -np.inf)
+    score = np.where(first, log_probabilities[0], -np.inf)
+    backpointers = np.zeros((count, label_set.num_tags), dtype=np.int64)
+    for position in range(1, count):
+        candidates = score[:, None] + transition  # [previous, next]
+        backpointers[position] = candidates.argmax(axis=0)
+        score = candidates.max(axis=0) + log_probabilities[position]
+    path = np.zeros(count, dtype=np.int64)
+    path[-1] = int(score.argmax())
+    for position in range(count - 1, 0, -1):
+        path[position - 1] = backpointers[position, path[position]]
+    return path
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
 def tags_to_strings(tag_ids: Sequence[int], label_set: LabelSet) -> list[str]:
     """Tag ids -> 'O' / 'B-label' / 'I-label'."""
     tags = label_set.tags

@@ -13,7 +13,7 @@ from model.artifact import TOKENIZER_FILE, ArtifactMeta, InputOptions
 from model.checkpoint import load_model
 from model.config import LabelSet
 from model.dataset import PageExample, document_example
-from model.decode import Span, bio_spans, merge_window_logits, tags_to_strings
+from model.decode import Span, best_bio_tags, bio_spans, log_softmax, merge_window_logits, tags_to_strings
 from model.features import SpecialTokens, Window, collate, encode_words, load_tokenizer, page_pixels
 from model.funsd import read_dataset
 from model.metrics import EntityReport, Scores, entity_scores, scores
@@ -155,7 +155,7 @@ def evaluate_pages(
     for page in pages:
         example = page.example
         logits, states = predict_words(model, page, pad_id) if example.words else (np.zeros((0, 1)), None)
-        tags = tags_to_strings(logits.argmax(-1), meta.label_set)
+        tags = tags_to_strings(best_bio_tags(log_softmax(logits), meta.label_set), meta.label_set)
         gold_tags.append(tags_to_strings(example.tags, meta.label_set))
         predicted_tags.append(tags)
         if relations and states is not None:

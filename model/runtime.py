@@ -28,7 +28,16 @@ from tokenizers import Tokenizer
 from model.artifact import TOKENIZER_FILE, InputOptions
 from model.boxes import group_lines, line_boxes, normalize_box, reading_order
 from model.config import LabelSet
-from model.decode import Span, bio_spans, merge_window_logits, softmax, span_confidences, tags_to_strings
+from model.decode import (
+    Span,
+    best_bio_tags,
+    bio_spans,
+    log_softmax,
+    merge_window_logits,
+    softmax,
+    span_confidences,
+    tags_to_strings,
+)
 from model.features import (
     SpecialTokens,
     Window,
@@ -172,7 +181,7 @@ def decode_page(
     index = [w.word_index for w in page.windows]
     merged = merge_window_logits(index, logits, count)
     probabilities = softmax(merged)
-    tag_ids = probabilities.argmax(-1)
+    tag_ids = best_bio_tags(log_softmax(merged), label_set)
     tags = tags_to_strings(tag_ids, label_set)
     spans = bio_spans(tags)
     confidences = span_confidences(probabilities, tag_ids, spans)

@@ -1,10 +1,22 @@
+import itertools
+
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from model.config import LabelSet
-from model.decode import Span, bio_spans, merge_window_logits, softmax, span_confidences, tags_to_strings
+from model.decode import (
+    Span,
+    best_bio_tags,
+    bio_spans,
+    log_softmax,
+    merge_window_logits,
+    softmax,
+    span_confidences,
+    tags_to_strings,
+)
 
 tag = st.sampled_from(["O", "B-question", "I-question", "B-answer", "I-answer"])
 
@@ -55,3 +67,55 @@ def test_tag_strings_and_confidences():
     assert np.allclose(probabilities.sum(-1), 1)
     (confidence,) = span_confidences(probabilities, np.array([1, 2]), [Span("answer", 0, 2)])
     assert 0.98 < confidence < 1.0
+
+
+LABELS = LabelSet(("answer", "question"))  # tags: O, B-answer, I-answer, B-question, I-question
+
+
+def is_valid_bio(tags: list[str]) -> bool:
+    previous = "O"
+    for tag in tags:
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            return False
+        previous = tag
+    return True
+
+
+def log_probabilities(words: int) -> st.SearchStrategy[np.ndarray]:
+    logits = arrays(np.float64, (words, LABELS.num_tags), elements=st.floats(-8, 8))
+    return logits.map(log_softmax)
+
+
+def test_best_bio_tags_repairs_an_orphan_inside_tag():
+    # argmax: B-question O I-question -> two entities; the best valid sequence keeps one
+    logits = np.log(
+        np.array([[0.1, 0.0, 0.0, 0.9, 0.0], [0.45, 0.0, 0.0, 0.0, 0.40], [0.2, 0.0, 0.0, 0.0, 0.8]]) + 1e-9
+    )
+    assert tags_to_strings(logits.argmax(-1), LABELS) == ["B-question", "O", "I-question"]
+    assert tags_to_strings(best_bio_tags(logits, LABELS), LABELS) == [
+        "B-question",
+        "I-question",
+        "I-question",
+    ]
+    assert best_bio_tags(np.zeros((0, LABELS.num_tags)), LABELS).shape == (0,)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 30).flatmap(log_probabilities))
+def test_best_bio_tags_are_valid_and_keep_a_valid_argmax(scores):
+    tags = tags_to_strings(best_bio_tags(scores, LABELS), LABELS)
+    assert is_valid_bio(tags)
+    argmax = tags_to_strings(scores.argmax(-1), LABELS)
+    if is_valid_bio(argmax):
+        assert tags == argmax
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5).flatmap(log_probabilities))
+def test_best_bio_tags_score_the_most_of_every_valid_sequence(scores):
+    """Brute force over all 5^n sequences: no valid one scores higher than the Viterbi path."""
+    rows = np.arange(len(scores))
+    best = scores[rows, best_bio_tags(scores, LABELS)].sum()
+    for sequence in itertools.product(range(LABELS.num_tags), repeat=len(scores)):
+        if is_valid_bio(tags_to_strings(sequence, LABELS)):
+            assert scores[rows, list(sequence)].sum() <= best + 1e-9

@@ -11,7 +11,7 @@ from model.artifact import InputOptions
 from model.boxes import group_lines, reading_order
 from model.checkpoint import load_model
 from model.dataset import document_example
-from model.decode import bio_spans, tags_to_strings
+from model.decode import best_bio_tags, bio_spans, log_softmax, tags_to_strings
 from model.evaluate import encode_page, page_links, predict_word_logits, predict_words
 from model.features import SpecialTokens, load_tokenizer
 from model.funsd import Document, read_dataset
@@ -68,7 +68,8 @@ def torch_tags(torch_model, document: Document, inputs: InputOptions, tokenizer)
     model, meta = torch_model
     example = document_example(document, meta.label_set, inputs.word_order, inputs.box_level)
     page = encode_page(example, tokenizer, inputs, meta.config.image_size)
-    return predict_word_logits(model, page, SpecialTokens.of(tokenizer).pad).argmax(-1)
+    logits = predict_word_logits(model, page, SpecialTokens.of(tokenizer).pad)
+    return best_bio_tags(log_softmax(logits), meta.label_set)
 
 
 def caller_order(page: PageWords, inputs: InputOptions) -> list[int]:
@@ -104,7 +105,7 @@ def test_runtime_relations_equal_the_torch_path(fp32_runtime, torch_model, docum
         example = document_example(document, meta.label_set, meta.inputs.word_order, meta.inputs.box_level)
         page = encode_page(example, tokenizer, meta.inputs, meta.config.image_size)
         logits, states = predict_words(model, page, SpecialTokens.of(tokenizer).pad)
-        spans = bio_spans(tags_to_strings(logits.argmax(-1), meta.label_set))
+        spans = bio_spans(tags_to_strings(best_bio_tags(log_softmax(logits), meta.label_set), meta.label_set))
         expected = page_links(
             model, states, span_entity_group(spans, example.boxes, meta.label_set), meta, 0.5
         )
