@@ -118,6 +118,9 @@ def main() -> None:
         seconds, epochs = train_joint(args.data, args.work, options)
         model_dir = args.work / "best"
     report = evaluate_model_dir(model_dir, args.data / "testing_data", threshold=args.threshold)
+    previous = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+    if args.model is not None and Path(previous.get("model_dir", "")) == model_dir:  # a re-score
+        seconds, epochs, args.init = previous["train_wall_seconds"], previous["epochs_run"], previous["init"]
     result = result_record(report, model_dir, seconds, epochs)
     result["init"] = args.init  # with --model: say how that model started
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

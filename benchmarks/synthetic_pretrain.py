@@ -128,6 +128,26 @@ def run_all(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> Non
         record(name, {"pretrain_pages": size, "pretrain_seconds": round(seconds, 1), **tuned})
 
 
+def run_model_dir(name: str, work: Path) -> Path:
+    """Where run `name` keeps its best model (`synth-N-zero` is the pre-trained `pretrain-N` itself)."""
+    if name.endswith("-zero"):
+        return work / f"pretrain-{name.split('-')[1]}" / "best"
+    return work / name / "best"
+
+
+def rescore(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> None:
+    """Score every recorded run's model again on FUNSD test (e.g. after a decoding change)."""
+    for name, result in list(results.items()):
+        model_dir = run_model_dir(name, args.work)
+        if not model_dir.is_dir():
+            print(f"[{name}] {model_dir} is gone; kept as recorded", flush=True)
+            continue
+        scores = test_scores(model_dir, args.data / "testing_data")
+        print(f"[{name}] test entity F1 {result['entity_f1']:.4f} -> {scores['entity_f1']:.4f}", flush=True)
+        results[name] = {**result, **scores, "rescored_at": git_sha()}
+        save(results)
+
+
 def save(results: dict[str, dict[str, Any]]) -> None:
     """Merge into the results file (another run of this script may be recording other runs)."""
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
@@ -172,10 +192,16 @@ def main() -> None:
         "--relation-weight", type=float, help="only the MiniLM run with this relation loss weight (issue 5)"
     )
     parser.add_argument("--fresh", action="store_true", help="forget recorded runs")
+    parser.add_argument(
+        "--rescore", action="store_true", help="re-score the recorded runs' models with the current decoding"
+    )
     args = parser.parse_args()
     if args.sizes and args.synth is None:
         parser.error("--synth is required to pre-train (or pass --sizes '' for the MiniLM-only run)")
     results = {} if args.fresh or not RESULTS.exists() else json.loads(RESULTS.read_text(encoding="utf-8"))
+    if args.rescore:
+        rescore(args, results)
+        return
     run_all(args, results)
 
 
