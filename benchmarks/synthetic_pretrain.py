@@ -196,7 +196,7 @@ def main() -> None:
         "--rescore", action="store_true", help="re-score the recorded runs' models with the current decoding"
     )
     args = parser.parse_args()
-    if args.sizes and args.synth is None:
+    if args.sizes and args.synth is None and not args.rescore:
         parser.error("--synth is required to pre-train (or pass --sizes '' for the MiniLM-only run)")
     results = {} if args.fresh or not RESULTS.exists() else json.loads(RESULTS.read_text(encoding="utf-8"))
     if args.rescore:
