@@ -32,9 +32,11 @@ from service.errors import (
 from service.settings import Settings
 
 __all__ = [
+    "DocumentFormat",
     "JsonDocument",
     "Page",
     "Word",
+    "check_document",
     "decode_image",
     "detect_format",
     "load_document",
@@ -268,14 +270,25 @@ def _json_page(index: int, page: JsonPage, settings: Settings) -> Page:
     return Page(index, image, page.width, page.height, words, "json")
 
 
-def _load_json(data: bytes, settings: Settings, selection: str | None) -> list[Page]:
+def _parse_json(data: bytes) -> JsonDocument:
     try:
-        document = JsonDocument.model_validate_json(data.removeprefix(b"\xef\xbb\xbf"))
+        return JsonDocument.model_validate_json(data.removeprefix(b"\xef\xbb\xbf"))
     except ValidationError as exc:
         raise InvalidPagesJsonError(_validation_detail(exc)) from exc
+
+
+def _load_json(data: bytes, settings: Settings, selection: str | None) -> list[Page]:
+    document = _parse_json(data)
     indices = resolve_page_selection(selection, len(document.pages))
     check_page_count(len(indices), settings)
     return [_json_page(index, document.pages[index], settings) for index in indices]
+
+
+def _check_size(data: bytes, settings: Settings) -> None:
+    if len(data) > settings.max_upload_bytes:
+        raise UploadTooLargeError(
+            f"the upload has {len(data)} bytes, the limit is {settings.max_upload_bytes}"
+        )
 
 
 def _load_pdf(data: bytes, settings: Settings, selection: str | None) -> list[Page]:
@@ -291,13 +304,61 @@ def load_document(data: bytes, settings: Settings, pages_selection: str | None =
     `pages_selection` is like `"1-3,5"` (1-based). Pages from a PDF text layer or JSON carry their words;
     the others have `words=None` and need OCR (`service.ocr.ocr_pages`).
     """
-    if len(data) > settings.max_upload_bytes:
-        raise UploadTooLargeError(
-            f"the upload has {len(data)} bytes, the limit is {settings.max_upload_bytes}"
-        )
+    _check_size(data, settings)
     fmt = detect_format(data)
     if fmt == "pdf":
         return _load_pdf(data, settings, pages_selection)
     if fmt == "json":
         return _load_json(data, settings, pages_selection)
     return _load_image(data, fmt, settings, pages_selection)
+
+
+def _checked_indices(selection: str | None, page_count: int, settings: Settings) -> list[int]:
+    """The pages `check_document` decodes: the selected ones the document has (all without a selection, the
+    first when none is left), under the page limit. Selected pages beyond the end are not an error here:
+    `load_document` reports them when the document is processed with that selection."""
+    indices = list(range(page_count))
+    if selection is not None and selection.strip():
+        ranges = parse_page_selection(selection)
+        indices = sorted(
+            {page - 1 for first, last in ranges for page in range(first, min(last, page_count) + 1)}
+        )
+    check_page_count(len(indices), settings)
+    return indices or [0]
+
+
+def _check_image(data: bytes, fmt: str, settings: Settings, selection: str | None) -> None:
+    """Decode every checked frame in full: `Image.verify()` passes truncated JPEG and TIFF data."""
+    with _open(data, fmt, settings) as image:
+        for index in _checked_indices(selection, _frame_count(image), settings):
+            _frame(image, index, settings)
+
+
+def _check_json(data: bytes, settings: Settings, selection: str | None) -> None:
+    document = _parse_json(data)
+    for index in _checked_indices(selection, len(document.pages), settings):
+        _json_page(index, document.pages[index], settings)
+
+
+def _check_pdf(data: bytes, settings: Settings, selection: str | None) -> None:
+    info = pdf.pdf_info(data, settings)
+    pdf.check_page_sizes(info, _checked_indices(selection, info.page_count, settings), settings)
+
+
+def check_document(data: bytes, settings: Settings, pages_selection: str | None = None) -> DocumentFormat:
+    """The format of an upload, once it is known that `load_document` can read it: the same
+    `DocumentError` as `load_document` for the same bytes, settings and selection, but nothing is kept.
+
+    Images and JSON pages (their embedded images included) are decoded in full; a PDF is only opened with
+    `pdfinfo` (page count and sizes against the page and pixel limits), never rasterised, so a PDF whose
+    pages poppler cannot draw still fails later. Blocking: call it from a worker thread.
+    """
+    _check_size(data, settings)
+    fmt = detect_format(data)
+    if fmt == "pdf":
+        _check_pdf(data, settings, pages_selection)
+    elif fmt == "json":
+        _check_json(data, settings, pages_selection)
+    else:
+        _check_image(data, fmt, settings, pages_selection)
+    return fmt

@@ -198,11 +198,16 @@ def text_layer(data: bytes, indices: Sequence[int], settings: Settings) -> dict[
     return found
 
 
-def load_pdf_pages(data: bytes, info: PdfInfo, indices: Sequence[int], settings: Settings) -> list[Page]:
-    """Pages `indices` (0-based, sorted) of a PDF: images, plus text-layer words where there are enough."""
+def check_page_sizes(info: PdfInfo, indices: Sequence[int], settings: Settings) -> None:
+    """TooManyPixelsError when one of the pages `indices` is over the pixel limit at `settings.pdf_dpi`."""
     for index in indices:
         width, height = pixel_size(info.sizes_pt[index], settings.pdf_dpi)
         check_page_pixels(width, height, settings, f"page {index + 1} at {settings.pdf_dpi} dpi")
+
+
+def load_pdf_pages(data: bytes, info: PdfInfo, indices: Sequence[int], settings: Settings) -> list[Page]:
+    """Pages `indices` (0-based, sorted) of a PDF: images, plus text-layer words where there are enough."""
+    check_page_sizes(info, indices, settings)
     images = rasterise(data, indices, settings)
     texts = text_layer(data, indices, settings)
     pages: list[Page] = []

@@ -1,14 +1,15 @@
 """Stored documents: upload, list, read, delete; their latest result and page overlays."""
 
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from fastapi import APIRouter, Depends, File, Path, Query, Response, UploadFile
 from PIL import Image
 
-from service.errors import DocumentNotFoundError, ResultNotFoundError, UploadTooLargeError
+from service.errors import DocumentError, DocumentNotFoundError, ResultNotFoundError, UploadTooLargeError
 from service.overlay import overlay_png
-from service.pages import detect_format, load_document
+from service.pages import DocumentFormat, check_document, load_document
 from service.schemas import DocumentList, ExtractionResult, PageResult, Problem, StoredDocument
+from service.settings import Settings
 from service.views import document_view
 from service.work import Services, get_services
 
@@ -19,6 +20,20 @@ CHUNK = 1 << 20
 # The paging of every list (documents, jobs, training runs).
 PageLimit = Query(100, ge=1, le=1000)
 PageOffset = Query(0, ge=0, le=2**62)  # SQLite integers are 64-bit
+# What an upload is refused for (the same status and problem type as POST /v1/extract for the same bytes).
+UNREADABLE: dict[int | str, dict[str, Any]] = {
+    413: {"model": Problem, "description": "Over the upload size, page count or pixels per page limits."},
+    415: {"model": Problem, "description": "Not a supported format."},
+    422: {
+        "model": Problem,
+        "description": "A file that cannot be read (corrupt, truncated, bad JSON pages), or a request that"
+        " does not validate.",
+    },
+}
+
+
+def upload_name(name: str | None) -> str:
+    return f"the upload {name!r}" if name else "the upload"
 
 
 def read_upload(stream: BinaryIO, limit: int, name: str | None = None) -> bytes:
@@ -27,10 +42,21 @@ def read_upload(stream: BinaryIO, limit: int, name: str | None = None) -> bytes:
     while chunk := stream.read(CHUNK):
         size += len(chunk)
         if size > limit:
-            what = f"the upload {name!r}" if name else "the upload"
-            raise UploadTooLargeError(f"{what} has more than {limit} bytes, the limit")
+            raise UploadTooLargeError(f"{upload_name(name)} has more than {limit} bytes, the limit")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def checked_upload(
+    upload: UploadFile, settings: Settings, pages: str | None = None
+) -> tuple[bytes, DocumentFormat]:
+    """Blocking: the bytes and format of an upload that `load_document` can read (`check_document`); a
+    refusal is the same error as `load_document` gives, its detail naming the file."""
+    data = read_upload(upload.file, settings.max_upload_bytes, upload.filename)
+    try:
+        return data, check_document(data, settings, pages)
+    except DocumentError as exc:
+        raise type(exc)(f"{upload_name(upload.filename)}: {exc.detail}") from exc
 
 
 def stored_document(services: Services, document_id: str) -> dict[str, object]:
@@ -45,21 +71,18 @@ def stored_document(services: Services, document_id: str) -> dict[str, object]:
     status_code=201,
     response_model=StoredDocument,
     summary="Store a document",
-    responses={
-        400: {"model": Problem, "description": "A malformed multipart body."},
-        413: {"model": Problem},
-        415: {"model": Problem},
-        422: {"model": Problem},
-    },
+    responses={400: {"model": Problem, "description": "A malformed multipart body."}} | UNREADABLE,
 )
 def upload_document(
     response: Response,
     file: UploadFile = File(description="PDF, PNG, JPEG, TIFF, BMP, WebP or JSON pages."),
     services: Services = Depends(get_services),
 ) -> StoredDocument:
-    """Store an upload (its id is the SHA-256 of its bytes; the same bytes twice are one document)."""
-    data = read_upload(file.file, services.settings.max_upload_bytes, file.filename)
-    row = services.store.add_document(data, file.filename, detect_format(data))
+    """Store an upload (its id is the SHA-256 of its bytes; the same bytes twice are one document). It is
+    read first, as `POST /v1/extract` would read it, and refused (nothing stored) when that fails; PDF pages
+    are counted and sized, not rasterised."""
+    data, fmt = checked_upload(file, services.settings)
+    row = services.store.add_document(data, file.filename, fmt)
     response.headers["Location"] = f"/v1/documents/{row['id']}"
     return document_view(row)
 

@@ -6,8 +6,9 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, Uploa
 
 from service.callbacks import check_callback_url
 from service.errors import BadRequestError, DocumentNotFoundError, JobFinishedError, JobNotFoundError
-from service.pages import detect_format
-from service.routes.documents import PageLimit, PageOffset, read_upload
+from service.pages import DocumentFormat
+from service.pipeline import effective_settings
+from service.routes.documents import UNREADABLE, PageLimit, PageOffset, checked_upload, read_upload
 from service.routes.extract import query_options
 from service.schemas import ExtractOptions, Job, JobList, Problem, Status
 from service.views import job_summary_view, job_view
@@ -24,10 +25,26 @@ def check_callback(url: str | None, services: Services) -> str | None:
     return check_callback_url(url, services.settings.allow_private_callbacks)
 
 
-def job_documents(
-    services: Services, files: list[UploadFile], document_ids: list[str]
+def stored_uploads(
+    services: Services, files: list[UploadFile], options: ExtractOptions
 ) -> list[tuple[str, str | None]]:
-    """(document id, filename) of every upload (stored now) and every named stored document."""
+    """(document id, filename) of every upload, stored once all of them are known to be readable with the
+    job's options: one bad file refuses the job as a whole, nothing stored (each file is read twice, so
+    that only one is held in memory at a time)."""
+    settings = effective_settings(services.settings, options)
+    formats: list[DocumentFormat] = [checked_upload(upload, settings, options.pages)[1] for upload in files]
+    documents = []
+    for upload, fmt in zip(files, formats, strict=True):
+        upload.file.seek(0)
+        data = read_upload(upload.file, settings.max_upload_bytes, upload.filename)
+        documents.append((services.store.add_document(data, upload.filename, fmt)["id"], upload.filename))
+    return documents
+
+
+def job_documents(
+    services: Services, files: list[UploadFile], document_ids: list[str], options: ExtractOptions
+) -> list[tuple[str, str | None]]:
+    """(document id, filename) of every named stored document and every upload (stored now)."""
     ids = [part.strip() for value in document_ids for part in value.split(",") if part.strip()]
     if not files and not ids:
         raise BadRequestError(
@@ -39,11 +56,7 @@ def job_documents(
         if row is None:
             raise DocumentNotFoundError(f"no document {document_id}; upload it with POST /v1/documents")
         documents.append((document_id, row["filename"]))
-    for upload in files:
-        data = read_upload(upload.file, services.settings.max_upload_bytes, upload.filename)
-        row = services.store.add_document(data, upload.filename, detect_format(data))
-        documents.append((row["id"], upload.filename))
-    return documents
+    return documents + stored_uploads(services, files, options)
 
 
 @router.post(
@@ -55,9 +68,8 @@ def job_documents(
         202: {"headers": {"Location": {"description": "The job's URL.", "schema": {"type": "string"}}}},
         400: {"model": Problem},
         404: {"model": Problem, "description": "A named document or model does not exist."},
-        413: {"model": Problem},
-        415: {"model": Problem},
-    },
+    }
+    | UNREADABLE,
 )
 def create_job(
     response: Response,
@@ -69,10 +81,12 @@ def create_job(
     options: ExtractOptions = Depends(query_options),
     services: Services = Depends(get_services),
 ) -> Job:
-    """Queue every document; returns at once (202) with the job and its `Location`."""
+    """Queue every document; returns at once (202) with the job and its `Location`. Every file is read
+    first, as `POST /v1/documents` reads it: one that cannot be read refuses the whole job (the problem
+    names the file) and nothing is stored."""
     callback = check_callback(callback_url, services)
     model = services.registry.resolve(options.model)
-    documents = job_documents(services, files, document_ids)
+    documents = job_documents(services, files, document_ids, options)
     job_id = f"job_{uuid.uuid4().hex}"
     job_options = ExtractOptions(**{**options.model_dump(), "model": model})
     services.store.create_job(job_id, documents, job_options.model_dump(), callback)

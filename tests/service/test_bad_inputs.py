@@ -8,6 +8,7 @@ huge form fields and too many parts.
 """
 
 import base64
+import hashlib
 import io
 import json
 import struct
@@ -157,6 +158,17 @@ class Case:
 
 PNG, JPEG, TIFF = image_bytes("PNG"), image_bytes("JPEG"), image_bytes("TIFF")
 PDF = make_pdf([text_page(["Name: Jane Doe", "Date: 2024-01-02"])])
+# Uploads to store that look like a supported format but do not load: refused, and nothing is stored.
+REFUSED_UPLOADS: dict[str, tuple[bytes, int, str]] = {
+    "truncated png": (PNG[: len(PNG) // 2], 422, "corrupt-file"),
+    "truncated jpeg": (JPEG[: len(JPEG) * 9 // 10], 422, "corrupt-file"),
+    "pdf garbage body": (b"%PDF-1.4\n" + bytes(range(256)) * 16, 422, "corrupt-file"),
+    "tiff magic only": (b"II*\x00", 422, "corrupt-file"),
+    "png 30000x30000 header": (png_header(30_000, 30_000), 413, "too-many-pixels"),
+    "pdf of 5000 pages": (many_pages_pdf(5000), 413, "too-many-pages"),
+    "json box outside the page": (word_page([10, 10, 500, 20]), 422, "invalid-pages-json"),
+}
+BROKEN_AMONG_GOOD = [*job_files(2, start=300), ("files", ("scan.png", PNG[: len(PNG) // 2], "image/png"))]
 LONG_NAME = "long-" + "n" * 2_000 + ".json"  # the multipart parser refuses part headers over 4 KiB
 UNICODE_NAME = "Formulär 請求書 📄 \u202enoitpircsed.png"
 CASES: dict[str, Case] = {
@@ -211,6 +223,10 @@ CASES: dict[str, Case] = {
         "too-many-pixels",
     ),
     "json no pages": Case(raw(b'{"pages": []}'), 422, "invalid-pages-json"),
+    **{f"stored {name}": Case(upload(data), *problem) for name, (data, *problem) in REFUSED_UPLOADS.items()},
+    "job with a truncated png among good files": Case(
+        lambda c: c.post("/v1/jobs", files=BROKEN_AMONG_GOOD), 422, "corrupt-file"
+    ),
     "unicode file name, corrupt png": Case(extract_upload(PNG[:40], UNICODE_NAME), 422, "corrupt-file"),
     "2000-char file name, gif": Case(job(b"GIF87a" + b"\x00" * 16, LONG_NAME), 415, "unsupported-format"),
     "10000-char file name": Case(upload(PNG, "n" * 10_000 + ".png"), 400, "bad-request"),
@@ -262,6 +278,17 @@ def test_a_bad_input_gets_its_problem_document_and_the_service_stays_ready(clien
     body = problem(response, case.status, case.kind)
     assert body["status"] == case.status and body["request_id"] == response.headers["x-request-id"]
     assert client.get("/readyz").status_code == 200
+
+
+def test_refused_uploads_leave_nothing_stored(client: TestClient):
+    store = client.app.state.services.store
+    refused = [data for data, _, _ in REFUSED_UPLOADS.values()] + [part[1] for _, part in BROKEN_AMONG_GOOD]
+    for name in [f"stored {name}" for name in REFUSED_UPLOADS] + [
+        "job with a truncated png among good files"
+    ]:
+        assert CASES[name].send(client).status_code in (413, 422), name
+    for data in refused:
+        assert store.get_document(hashlib.sha256(data).hexdigest()) is None
 
 
 def test_the_corpus_is_big_enough():

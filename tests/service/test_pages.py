@@ -24,7 +24,13 @@ from service.errors import (
     UnsupportedFormatError,
     UploadTooLargeError,
 )
-from service.pages import detect_format, load_document, parse_page_selection, resolve_page_selection
+from service.pages import (
+    check_document,
+    detect_format,
+    load_document,
+    parse_page_selection,
+    resolve_page_selection,
+)
 from service.settings import Settings
 from tests.service.fake_pdf import FakePage, make_pdf, text_page
 
@@ -316,6 +322,63 @@ MAGICS = [
 def test_arbitrary_bytes_raise_only_domain_errors(magic: bytes, tail: bytes):
     with contextlib.suppress(DocumentError):
         load_document(magic + tail, SETTINGS)
+
+
+# --- check_document (uploads) ---------------------------------------------------------------------------
+
+
+def _tiff_with_a_bad_second_frame() -> bytes:
+    frames = [Image.new("L", (200, 100), shade) for shade in (255, 0)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "TIFF", save_all=True, append_images=frames[1:], compression="tiff_deflate")
+    data = buffer.getvalue()
+    with Image.open(io.BytesIO(data)) as image:
+        image.seek(1)
+        start, size = image.tag_v2[273][0], image.tag_v2[279][0]  # the strip of frame 2
+    return data[:start] + b"\xff" * size + data[start + size :]
+
+
+def test_check_document_gives_the_format_of_readable_documents(page: Image.Image, two_page_pdf: bytes):
+    for data, fmt in ((encode(page, "PNG"), "png"), (encode(page, "JPEG"), "jpeg"), (two_page_pdf, "pdf")):
+        assert check_document(data, SETTINGS) == fmt
+    assert check_document(json.dumps({"pages": [{"width": 9, "height": 9, "words": []}]}).encode(), SETTINGS)
+    assert check_document(_tiff_with_a_bad_second_frame(), SETTINGS, "1") == "tiff"
+
+
+def test_check_document_decodes_every_frame(page: Image.Image):
+    """`Image.verify()` would pass truncated JPEG and TIFF data: the frames are decoded in full."""
+    jpeg, tiff, pdf = encode(page, "JPEG"), encode(page, "TIFF"), b"%PDF-1.4\n" + b"x" * 90
+    for broken in (jpeg[: len(jpeg) * 9 // 10], tiff[: len(tiff) // 2], b"II*\x00", pdf):
+        with pytest.raises(CorruptFileError):
+            check_document(broken, SETTINGS)
+    with pytest.raises(CorruptFileError, match="page 2"):
+        check_document(_tiff_with_a_bad_second_frame(), SETTINGS)
+
+
+def test_check_document_limits_pages_after_selection_but_not_pages_beyond_the_end(two_page_pdf: bytes):
+    limited = Settings(max_pages=1)
+    with pytest.raises(TooManyPagesError):
+        check_document(two_page_pdf, limited)
+    assert check_document(two_page_pdf, limited, "2-99999999999999999999") == "pdf"
+    assert check_document(two_page_pdf, limited, "7") == "pdf"  # processing reports page 7
+    with pytest.raises(TooManyPixelsError, match="600 dpi"):
+        check_document(two_page_pdf, Settings(pdf_dpi=600, max_page_pixels=20_000_000))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(magic=st.sampled_from([*MAGICS, b"{", BMP_MAGIC]), tail=st.binary(max_size=300))
+def test_check_document_refuses_what_load_document_refuses(magic: bytes, tail: bytes):
+    """The same error for the same bytes; only a PDF poppler cannot rasterise may pass the check."""
+    data = magic + tail
+    try:
+        fmt = check_document(data, SETTINGS)
+    except DocumentError as refused:
+        with pytest.raises(DocumentError) as caught:
+            load_document(data, SETTINGS)
+        assert (caught.value.kind, caught.value.status) == (refused.kind, refused.status)
+    else:
+        with contextlib.suppress(DocumentError) if fmt == "pdf" else contextlib.nullcontext():
+            load_document(data, SETTINGS)
 
 
 # --- page selection -------------------------------------------------------------------------------------

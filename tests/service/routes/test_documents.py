@@ -8,8 +8,36 @@ import json
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from tests.service.fake_pdf import FakePage, make_pdf, text_page
 from tests.service.routes.test_extract import problem
 from tests.service.support import wait_for_job, words_document
+
+
+def encoded(fmt: str) -> bytes:
+    image = Image.new("RGB", (120, 80), "white")
+    image.paste((0, 0, 0), (10, 10, 60, 30))
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+PNG, JPEG, TIFF = encoded("PNG"), encoded("JPEG"), encoded("TIFF")
+PDF = make_pdf([text_page(["Name: Jane Doe", "Date: 2024-01-02"])])
+# Bytes that look like a supported format but do not load: (data, status, problem type).
+UNREADABLE = {
+    "truncated png": (PNG[: len(PNG) // 2], 422, "corrupt-file"),
+    "truncated jpeg": (JPEG[: len(JPEG) * 9 // 10], 422, "corrupt-file"),  # Image.verify() passes it
+    "pdf header, garbage body": (b"%PDF-1.4\n" + bytes(range(256)) * 16, 422, "corrupt-file"),
+    "tiff header only": (b"II*\x00", 422, "corrupt-file"),
+    "pdf over the page limit": (make_pdf([FakePage()] * 101), 413, "too-many-pages"),
+    "json box outside the page": (
+        json.dumps(
+            {"pages": [{"width": 9, "height": 9, "words": [{"text": "x", "box": [0, 0, 50, 5]}]}]}
+        ).encode(),
+        422,
+        "invalid-pages-json",
+    ),
+}
 
 
 def upload(client: TestClient, data: bytes, name: str = "doc.json") -> dict:
@@ -50,6 +78,28 @@ def test_uploads_of_unsupported_formats_are_refused(api: TestClient):
     response = api.post("/v1/documents", files={"file": ("a.gif", b"GIF89a....", "image/gif")})
     problem(response, 415, "unsupported-format")
     assert api.get("/v1/documents").json()["total"] == 0
+
+
+def test_unreadable_uploads_are_refused_as_extract_refuses_them_and_not_stored(api: TestClient):
+    store = api.app.state.services.store
+    for name, (data, status, kind) in UNREADABLE.items():
+        response = api.post("/v1/documents", files={"file": ("scan.bin", data, "application/octet-stream")})
+        assert "'scan.bin'" in problem(response, status, kind)["detail"], name
+        problem(api.post("/v1/extract", content=data), status, kind)
+        assert store.get_document(hashlib.sha256(data).hexdigest()) is None, name
+    assert api.get("/v1/documents").json()["total"] == 0
+
+
+def test_readable_uploads_are_stored_with_their_format(api: TestClient):
+    for data, fmt in (
+        (PNG, "png"),
+        (JPEG, "jpeg"),
+        (TIFF, "tiff"),
+        (PDF, "pdf"),
+        (words_document(7), "json"),
+    ):
+        assert upload(api, data, f"doc.{fmt}")["format"] == fmt
+    assert api.get("/v1/documents").json()["total"] == 5
 
 
 def test_the_result_exists_once_a_job_processed_the_document(api: TestClient):

@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 
 from service.main import create_app
 from service.settings import Settings
-from tests.service.routes.test_documents import upload
+from tests.service.fake_pdf import FakePage, make_pdf
+from tests.service.routes.test_documents import PNG, upload
 from tests.service.routes.test_extract import problem
 from tests.service.support import job_files, wait_for, wait_for_job, words_document
 
@@ -74,14 +75,34 @@ def test_a_job_over_files_and_stored_documents(api: TestClient):
 
 
 def test_a_failing_document_fails_alone_and_the_job_reports_it(api: TestClient):
-    broken = ("files", ("broken.png", b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, "image/png"))
-    response = api.post("/v1/jobs", files=[*job_files(2), broken])
+    """Uploads are checked now (a broken file refuses the job, below): this one was stored before."""
+    store = api.app.state.services.store
+    broken = store.add_document(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, "broken.png", "png")
+    response = api.post("/v1/jobs", files=job_files(2), data={"document_ids": broken["id"]})
     job = wait_for_job(api, response.headers["location"])
     assert job["status"] == "failed" and job["progress"] == {"done": 3, "total": 3}
     statuses = {d["filename"]: (d["status"], d["error"], d["result_url"]) for d in job["documents"]}
     assert statuses["doc0.json"][0] == "succeeded"
     status, error, url = statuses["broken.png"]
     assert status == "failed" and "PNG" in error and url is None
+
+
+def test_a_job_with_one_unreadable_file_is_refused_as_a_whole(api: TestClient):
+    broken = ("files", ("broken.png", PNG[: len(PNG) // 2], "image/png"))
+    body = problem(api.post("/v1/jobs", files=[*job_files(2), broken]), 422, "corrupt-file")
+    assert "'broken.png'" in body["detail"]
+    assert api.app.state.services.store.counts("job_documents") == {}
+    assert api.get("/v1/jobs").json()["total"] == 0
+    assert api.get("/v1/documents").json()["total"] == 0  # not even the good files
+
+
+def test_the_page_limit_of_job_files_counts_the_selected_pages(api: TestClient):
+    big = [("files", ("big.pdf", make_pdf([FakePage()] * 101), "application/pdf"))]
+    assert "'big.pdf'" in problem(api.post("/v1/jobs", files=big), 413, "too-many-pages")["detail"]
+    response = api.post("/v1/jobs?pages=2,200", files=big)  # page 200 fails the document, as before
+    assert response.status_code == 202, response.text
+    job = wait_for_job(api, response.headers["location"])
+    assert "page 200 is not in the document" in job["documents"][0]["error"]
 
 
 def test_the_callback_is_called_once_with_the_job(callback_api: TestClient, receiver: CallbackReceiver):
