@@ -324,7 +324,10 @@ def run_pretraining(
             trainer.wrapped = DistributedDataParallel(
                 trainer.model, [device.index] if device.index is not None else None
             )
-        return trainer.run()
+        history = trainer.run()
+        if size > 1:
+            dist.barrier()  # no rank tears the group down while another is still in it (gloo aborts at exit)
+        return history
     finally:
         if size > 1 and dist.is_initialized():
             dist.destroy_process_group()

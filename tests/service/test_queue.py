@@ -244,6 +244,8 @@ def server_ready(client: httpx.Client, base: str) -> bool:
 
 
 def mid_job(job: dict) -> list[str] | None:
-    """The documents' statuses once some are done and one is running, else None."""
+    """The documents' statuses once some are done and a scanned form (seconds of OCR, so still running when
+    the worker is killed a moment later; a JSON page can finish in between) is running, else None."""
     statuses = [d["status"] for d in job["documents"]]
-    return statuses if "succeeded" in statuses and "running" in statuses else None
+    scanning = any(d["status"] == "running" and d["filename"].endswith(".png") for d in job["documents"])
+    return statuses if "succeeded" in statuses and scanning else None
