@@ -16,6 +16,8 @@ Runs (all with the same seed, epochs and wall-clock budget):
     random-init     reading order, word boxes, random text stream instead of MiniLM
     papers-synth    the papers' protocol, starting from a synthetic pre-training checkpoint
                     (`--synthetic-init`, made by `benchmarks/synthetic_pretrain.py`) instead of MiniLM
+    papers-synth-full  the same on all training forms, no validation split: run it with `--epochs` set to
+                    the best epoch papers-synth's validation chose (the last epoch's model is kept)
 """
 
 import argparse
@@ -50,6 +52,12 @@ RUNS: dict[str, dict[str, object]] = {
     "no-spatial": {"word_order": "reading", "box_level": "word", "use_spatial_bias": False},
     "random-init": {"word_order": "reading", "box_level": "word", "init": "random"},
     "papers-synth": {"word_order": "annotation", "box_level": "word", "init": SYNTHETIC_INIT},
+    "papers-synth-full": {
+        "word_order": "annotation",
+        "box_level": "word",
+        "init": SYNTHETIC_INIT,
+        "validation_fraction": 0.0,
+    },
 }
 GROUPS = {"ablations": ["reading", "reading-line", "no-visual", "no-spatial", "random-init"]}
 
@@ -64,6 +72,8 @@ def run_one(name: str, data: Path, work: Path, base: TrainOptions, synthetic_ini
     inputs = InputOptions(word_order=str(spec["word_order"]), box_level=str(spec["box_level"]))
     init = str(spec.get("init", "minilm"))
     options = replace(base, inputs=inputs, init=str(synthetic_init) if init == SYNTHETIC_INIT else init)
+    fraction = float(spec.get("validation_fraction", base.validation_fraction))
+    options = replace(options, validation_fraction=fraction)
     config = minilm_config().with_changes(
         use_visual=bool(spec.get("use_visual", True)),
         use_spatial_bias=bool(spec.get("use_spatial_bias", True)),
@@ -82,8 +92,9 @@ def run_one(name: str, data: Path, work: Path, base: TrainOptions, synthetic_ini
     trainer = prepare_trainer(documents, out, options, config, minilm_tokenizer_path(), on_progress=log)
     history = trainer.run()
     train_seconds = time.monotonic() - started
-    report = evaluate_model_dir(out / "best", data / "testing_data").entities
-    best = max(history, key=lambda h: h.val_f1)
+    kept = out / ("best" if fraction > 0 else "last")  # no validation split: the model after the last epoch
+    report = evaluate_model_dir(kept, data / "testing_data").entities
+    best = max(history, key=lambda h: h.val_f1) if fraction > 0 else history[-1]
     return {
         "run": name,
         "spec": spec,
@@ -99,7 +110,7 @@ def run_one(name: str, data: Path, work: Path, base: TrainOptions, synthetic_ini
         "budget_minutes": (options.budget_seconds or 0) / 60,
         "max_epochs": options.epochs,
         "git_sha": git_sha(),
-        "model_dir": str(out / "best"),
+        "model_dir": str(kept),
         "init": options.init,
     }
 
