@@ -71,9 +71,13 @@ def run_one(name: str, data: Path, work: Path, base: TrainOptions, synthetic_ini
     spec = RUNS[name]
     inputs = InputOptions(word_order=str(spec["word_order"]), box_level=str(spec["box_level"]))
     init = str(spec.get("init", "minilm"))
-    options = replace(base, inputs=inputs, init=str(synthetic_init) if init == SYNTHETIC_INIT else init)
     fraction = float(spec.get("validation_fraction", base.validation_fraction))
-    options = replace(options, validation_fraction=fraction)
+    options = replace(
+        base,
+        inputs=inputs,
+        init=str(synthetic_init) if init == SYNTHETIC_INIT else init,
+        validation_fraction=fraction,
+    )
     config = minilm_config().with_changes(
         use_visual=bool(spec.get("use_visual", True)),
         use_spatial_bias=bool(spec.get("use_spatial_bias", True)),

@@ -113,6 +113,4 @@ def span_confidences(probabilities: np.ndarray, tag_ids: np.ndarray, spans: Sequ
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
+    return np.exp(log_softmax(logits))

@@ -34,7 +34,6 @@ from model.decode import (
     bio_spans,
     log_softmax,
     merge_window_logits,
-    softmax,
     span_confidences,
     tags_to_strings,
 )
@@ -180,8 +179,9 @@ def decode_page(
         return PagePrediction((), (), ())
     index = [w.word_index for w in page.windows]
     merged = merge_window_logits(index, logits, count)
-    probabilities = softmax(merged)
-    tag_ids = best_bio_tags(log_softmax(merged), label_set)
+    log_probabilities = log_softmax(merged)
+    probabilities = np.exp(log_probabilities)
+    tag_ids = best_bio_tags(log_probabilities, label_set)
     tags = tags_to_strings(tag_ids, label_set)
     spans = bio_spans(tags)
     confidences = span_confidences(probabilities, tag_ids, spans)
