@@ -67,7 +67,9 @@ def git_sha() -> str:
     return result.stdout.strip() or "unknown"
 
 
-def run_one(name: str, data: Path, work: Path, base: TrainOptions, synthetic_init: Path) -> dict[str, object]:
+def run_one(
+    name: str, data: Path, work: Path, base: TrainOptions, synthetic_init: Path, tag: str = ""
+) -> dict[str, object]:
     spec = RUNS[name]
     inputs = InputOptions(word_order=str(spec["word_order"]), box_level=str(spec["box_level"]))
     init = str(spec.get("init", "minilm"))
@@ -82,14 +84,16 @@ def run_one(name: str, data: Path, work: Path, base: TrainOptions, synthetic_ini
         use_visual=bool(spec.get("use_visual", True)),
         use_spatial_bias=bool(spec.get("use_spatial_bias", True)),
     )
-    out = work / name
+    label = f"{name}+{tag}" if tag else name
+    out = work / label
     started = time.monotonic()
     documents = read_dataset(data / "training_data")
 
     def log(event: dict[str, float]) -> None:
         if "val_f1" in event:
             print(
-                f"[{name}] epoch {int(event['epoch'])} loss {event['loss']:.4f} val F1 {event['val_f1']:.4f}",
+                f"[{label}] epoch {int(event['epoch'])} loss {event['loss']:.4f} "
+                f"val F1 {event['val_f1']:.4f}",
                 flush=True,
             )
 
@@ -100,8 +104,10 @@ def run_one(name: str, data: Path, work: Path, base: TrainOptions, synthetic_ini
     report = evaluate_model_dir(kept, data / "testing_data").entities
     best = max(history, key=lambda h: h.val_f1) if fraction > 0 else history[-1]
     return {
-        "run": name,
+        "run": label,
         "spec": spec,
+        "lr": options.lr,
+        "ema_decay": options.ema_decay,
         "test": report.to_dict(),
         "f1": report.micro.f1,
         "precision": report.micro.precision,
@@ -147,9 +153,8 @@ def markdown_table(results: dict[str, dict[str, object]]) -> str:
         "| run | word order | boxes | test entity F1 | P | R | best epoch / run | train wall time |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name in RUNS:
-        if name not in results:
-            continue
+    order = {name: i for i, name in enumerate(RUNS)}
+    for name in sorted(results, key=lambda key: (order.get(key.split("+")[0], len(order)), key)):
         r = results[name]
         spec = r["spec"]
         assert isinstance(spec, dict)
@@ -185,6 +190,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--budget-minutes", type=float, default=45.0)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--lr", type=float, default=TrainOptions.lr, help="lr of the pre-trained weights")
+    parser.add_argument(
+        "--ema-decay",
+        type=float,
+        default=None,
+        help="evaluate and keep an exponential average of the weights",
+    )
+    parser.add_argument("--tag", default="", help="a recipe variant: recorded as RUN+TAG, in its own folder")
     parser.add_argument(
         "--rescore", action="store_true", help="re-score the recorded runs' models with the current decoding"
     )
@@ -203,13 +216,18 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown runs {unknown}")
     base = TrainOptions(
-        epochs=args.epochs, seed=args.seed, budget_seconds=args.budget_minutes * 60, relations=False
+        epochs=args.epochs,
+        seed=args.seed,
+        budget_seconds=args.budget_minutes * 60,
+        relations=False,
+        lr=args.lr,
+        ema_decay=args.ema_decay,
     )
     results: dict[str, dict[str, object]] = {}
     for name in names:
-        result = run_one(name, args.data, args.work, base, args.synthetic_init)
-        results = record_result(name, result)
-        print(f"[{name}] test entity F1 {result['f1']:.4f}", flush=True)
+        result = run_one(name, args.data, args.work, base, args.synthetic_init, args.tag)
+        results = record_result(str(result["run"]), result)
+        print(f"[{result['run']}] test entity F1 {result['f1']:.4f}", flush=True)
     table = markdown_table(results or record_result(None, {}))
     update_table(table)
     print(table)

@@ -143,6 +143,26 @@ def test_resume_continues_from_the_last_epoch(two_documents, tmp_path: Path):
     assert [h.epoch for h in history] == [1, 2, 3]
 
 
+def test_the_weight_average_is_what_is_validated_saved_and_resumed(two_documents, tmp_path: Path):
+    options = TrainOptions(epochs=1, batch_size=1, validation_fraction=0.0, init="random", ema_decay=0.9)
+    first = prepare_trainer(two_documents, tmp_path, options, tiny_config(), minilm_tokenizer_path())
+    first.run()  # one epoch: it is the best one, so `best/` holds the average after it
+    assert first.average is not None and first.average.updates == first.step == 2
+    saved = load_model(tmp_path / "best")[0].state_dict()
+    trained = first.model.state_dict()
+    for name, tensor in first.average.average.items():
+        torch.testing.assert_close(saved[name], tensor)
+    assert any(not torch.equal(trained[name], t) for name, t in first.average.average.items())
+    longer = replace(options, epochs=2)
+    second = prepare_trainer(two_documents, tmp_path, longer, tiny_config(), minilm_tokenizer_path())
+    assert second.resume() == 1 and second.average is not None
+    assert second.average.updates == 2
+    for name, tensor in first.average.average.items():
+        assert torch.equal(second.average.average[name], tensor), name
+    second.run(1)
+    assert second.average.updates == 4
+
+
 def test_budget_stops_training(two_documents, tmp_path: Path):
     options = TrainOptions(
         epochs=50, batch_size=2, validation_fraction=0.0, init="random", budget_seconds=0.01
