@@ -13,6 +13,8 @@ TORCH_MODULES: frozenset[str] = frozenset(
         "checkpoint",
         "evaluate",
         "train",
+        "relation_loss",
+        "weight_average",
         "export",
         "pretrain",
         "pretrain_network",

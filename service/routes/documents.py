@@ -1,62 +1,20 @@
 """Stored documents: upload, list, read, delete; their latest result and page overlays."""
 
-from typing import Any, BinaryIO
-
-from fastapi import APIRouter, Depends, File, Path, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Path, Response, UploadFile
 from PIL import Image
 
-from service.errors import DocumentError, DocumentNotFoundError, ResultNotFoundError, UploadTooLargeError
+from service.errors import DocumentNotFoundError, ResultNotFoundError
 from service.overlay import overlay_png
-from service.pages import DocumentFormat, check_document, load_document
+from service.pages import load_document
+from service.routes.paging import PageLimit, PageOffset
+from service.routes.uploads import UNREADABLE, checked_upload
 from service.schemas import DocumentList, ExtractionResult, PageResult, Problem, StoredDocument
-from service.settings import Settings
 from service.views import document_view
 from service.work import Services, get_services
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 DocumentId = Path(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the document's bytes.")
 NOT_FOUND = {404: {"model": Problem, "description": "No such document (or no result yet)."}}
-CHUNK = 1 << 20
-# The paging of every list (documents, jobs, training runs).
-PageLimit = Query(100, ge=1, le=1000)
-PageOffset = Query(0, ge=0, le=2**62)  # SQLite integers are 64-bit
-# What an upload is refused for (the same status and problem type as POST /v1/extract for the same bytes).
-UNREADABLE: dict[int | str, dict[str, Any]] = {
-    413: {"model": Problem, "description": "Over the upload size, page count or pixels per page limits."},
-    415: {"model": Problem, "description": "Not a supported format."},
-    422: {
-        "model": Problem,
-        "description": "A file that cannot be read (corrupt, truncated, bad JSON pages), or a request that"
-        " does not validate.",
-    },
-}
-
-
-def upload_name(name: str | None) -> str:
-    return f"the upload {name!r}" if name else "the upload"
-
-
-def read_upload(stream: BinaryIO, limit: int, name: str | None = None) -> bytes:
-    """All bytes of an upload, refusing more than `limit` without reading them all."""
-    chunks, size = [], 0
-    while chunk := stream.read(CHUNK):
-        size += len(chunk)
-        if size > limit:
-            raise UploadTooLargeError(f"{upload_name(name)} has more than {limit} bytes, the limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def checked_upload(
-    upload: UploadFile, settings: Settings, pages: str | None = None
-) -> tuple[bytes, DocumentFormat]:
-    """Blocking: the bytes and format of an upload that `load_document` can read (`check_document`); a
-    refusal is the same error as `load_document` gives, its detail naming the file."""
-    data = read_upload(upload.file, settings.max_upload_bytes, upload.filename)
-    try:
-        return data, check_document(data, settings, pages)
-    except DocumentError as exc:
-        raise type(exc)(f"{upload_name(upload.filename)}: {exc.detail}") from exc
 
 
 def stored_document(services: Services, document_id: str) -> dict[str, object]:

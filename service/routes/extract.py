@@ -11,7 +11,7 @@ from starlette.datastructures import UploadFile
 from service.batcher import Batchers
 from service.errors import BadRequestError, DocextractError, UploadTooLargeError
 from service.pages import JsonDocument, parse_page_selection
-from service.routes.documents import read_upload
+from service.routes.uploads import read_upload
 from service.schemas import ExtractionResult, ExtractOptions, Problem
 from service.work import Services, get_services
 

@@ -8,8 +8,9 @@ from service.callbacks import check_callback_url
 from service.errors import BadRequestError, DocumentNotFoundError, JobFinishedError, JobNotFoundError
 from service.pages import DocumentFormat
 from service.pipeline import effective_settings
-from service.routes.documents import UNREADABLE, PageLimit, PageOffset, checked_upload, read_upload
 from service.routes.extract import query_options
+from service.routes.paging import PageLimit, PageOffset
+from service.routes.uploads import UNREADABLE, checked_upload, read_upload
 from service.schemas import ExtractOptions, Job, JobList, Problem, Status
 from service.views import job_summary_view, job_view
 from service.work import Services, get_services

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, Uploa
 
 from service.datasets import unpack_dataset
 from service.errors import TrainingRunNotFoundError
-from service.routes.documents import PageLimit, PageOffset, read_upload
+from service.routes.paging import PageLimit, PageOffset
+from service.routes.uploads import read_upload
 from service.schemas import Problem, Status, TrainingRun, TrainingRunList
 from service.views import run_summary_view, run_view
 from service.work import Services, get_services
