@@ -115,13 +115,6 @@ def relative_position_bucket(relative: torch.Tensor, num_buckets: int, max_dista
     return bucket + torch.where(is_small, distance, large)
 
 
-def bucket_lookup(num_buckets: int, max_distance: int) -> torch.Tensor:
-    """[2 * max_distance + 1]: the bucket of each relative distance from -max_distance to max_distance.
-    Buckets saturate at `max_distance`, so a distance clamped into that range keeps its bucket."""
-    relative = torch.arange(-max_distance, max_distance + 1)
-    return relative_position_bucket(relative, num_buckets, max_distance)
-
-
 class SpatialBias(nn.Module):
     """Learned attention biases from bucketed relative 1-D positions and 2-D x / y distances.
 
@@ -129,8 +122,6 @@ class SpatialBias(nn.Module):
     into one joint table over (1-D, x, y) bucket triples (32 * 64 * 64 entries per head, cheap to build)
     so that the bias is a single gather from it, straight into the heads-first layout: three gathers of
     [B, S, S, heads], two additions and a transpose cost more than the rest of the attention at 561 tokens.
-    The buckets themselves come from lookup tables over clamped distances (a subtraction, a clamp and a
-    gather per [S, S] pair map, instead of the logarithm and its dozen elementwise steps).
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -139,12 +130,6 @@ class SpatialBias(nn.Module):
         self.rel_pos_bias = nn.Embedding(config.rel_pos_buckets, config.num_heads)
         self.rel_x_bias = nn.Embedding(config.rel_2d_buckets, config.num_heads)
         self.rel_y_bias = nn.Embedding(config.rel_2d_buckets, config.num_heads)
-        # each lookup yields its share of the joint index: one_d * X * Y + x * Y + y
-        one_d = bucket_lookup(config.rel_pos_buckets, config.rel_pos_max_distance)
-        x_or_y = bucket_lookup(config.rel_2d_buckets, config.rel_2d_max_distance)
-        self.register_buffer("one_d_lookup", one_d * config.rel_2d_buckets**2, persistent=False)
-        self.register_buffer("x_lookup", x_or_y * config.rel_2d_buckets, persistent=False)
-        self.register_buffer("y_lookup", x_or_y, persistent=False)
 
     def joint_table(self) -> torch.Tensor:
         """[heads, 1-D buckets * x buckets * y buckets]: the sum of the three tables for each triple."""
@@ -156,13 +141,14 @@ class SpatialBias(nn.Module):
         """[B, S, S] index into the joint table for every (query, key) pair."""
         c = self.config
 
-        def looked_up(coordinates: torch.Tensor, lookup: torch.Tensor, distance: int) -> torch.Tensor:
-            shifted = coordinates + distance  # key - query + distance, clamped to the lookup's range
-            return lookup[(shifted.unsqueeze(-2) - coordinates.unsqueeze(-1)).clamp(0, 2 * distance)]
+        def bucket(coordinates: torch.Tensor, buckets: int, distance: int) -> torch.Tensor:
+            relative = coordinates.unsqueeze(-2) - coordinates.unsqueeze(-1)  # [B, S, S]: key - query
+            return relative_position_bucket(relative, buckets, distance)
 
-        one_d = looked_up(position_ids, self.one_d_lookup, c.rel_pos_max_distance)
-        x = looked_up(bbox[..., 0], self.x_lookup, c.rel_2d_max_distance)
-        return one_d + x + looked_up(bbox[..., 3], self.y_lookup, c.rel_2d_max_distance)
+        one_d = bucket(position_ids, c.rel_pos_buckets, c.rel_pos_max_distance)
+        x = bucket(bbox[..., 0], c.rel_2d_buckets, c.rel_2d_max_distance)
+        y = bucket(bbox[..., 3], c.rel_2d_buckets, c.rel_2d_max_distance)
+        return (one_d * c.rel_2d_buckets + x) * c.rel_2d_buckets + y
 
     def forward(self, position_ids: torch.Tensor, bbox: torch.Tensor) -> torch.Tensor:
         index = self.joint_bucket(position_ids, bbox)
