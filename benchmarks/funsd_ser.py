@@ -24,10 +24,11 @@ import argparse
 import json
 import subprocess
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from model.artifact import InputOptions
+from model.augment import Augmentation
 from model.config import minilm_config
 from model.evaluate import evaluate_model_dir
 from model.funsd import read_dataset
@@ -108,6 +109,7 @@ def run_one(
         "spec": spec,
         "lr": options.lr,
         "ema_decay": options.ema_decay,
+        "augmentation": asdict(options.augmentation),
         "test": report.to_dict(),
         "f1": report.micro.f1,
         "precision": report.micro.precision,
@@ -197,6 +199,10 @@ def main() -> None:
         default=None,
         help="evaluate and keep an exponential average of the weights",
     )
+    parser.add_argument("--token-mask-rate", type=float, default=0.0, help="augmentation: word tokens masked")
+    parser.add_argument(
+        "--box-jitter", type=int, default=0, help="augmentation: box shift on the 0-1000 grid"
+    )
     parser.add_argument("--tag", default="", help="a recipe variant: recorded as RUN+TAG, in its own folder")
     parser.add_argument(
         "--rescore", action="store_true", help="re-score the recorded runs' models with the current decoding"
@@ -222,6 +228,7 @@ def main() -> None:
         relations=False,
         lr=args.lr,
         ema_decay=args.ema_decay,
+        augmentation=Augmentation(args.token_mask_rate, args.box_jitter),
     )
     results: dict[str, dict[str, object]] = {}
     for name in names:

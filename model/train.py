@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from model.artifact import ArtifactMeta, InputOptions
+from model.augment import Augmentation, augmented
 from model.checkpoint import build_network, load_model, save_model
 from model.config import LabelSet, ModelConfig
 from model.dataset import document_example, split_validation
@@ -51,6 +52,7 @@ class TrainOptions:
     relation_pairs: tuple[tuple[str, str], ...] | None = None  # linkable (head, tail) labels; None: from data
     relation_weight: float = 0.5  # joint training cost 1.6 entity-F1 points at 1.0, 0.8 at 0.5
     ema_decay: float | None = None  # evaluate and keep an exponential moving average of the weights
+    augmentation: Augmentation = field(default_factory=Augmentation)  # input noise (off by default)
 
 
 @dataclass
@@ -174,15 +176,20 @@ def batches(pages: Sequence[EncodedPage], batch_size: int, rng: random.Random) -
     return [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
 
 
+InputNoise = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+
 def train_step(
     model: EntityTagger,
     pages: Sequence[EncodedPage],
     batch: list[tuple[int, int]],
     pad_id: int,
     relation_weight: float = 1.0,
+    noise: InputNoise | None = None,
 ) -> torch.Tensor:
     windows = [pages[p].windows[w] for p, w in batch]
-    inputs = as_tensors(collate(windows, [pages[p].pixels for p, _ in batch], pad_id))
+    arrays = collate(windows, [pages[p].pixels for p, _ in batch], pad_id)
+    inputs = as_tensors(noise(arrays) if noise else arrays)
     labels = torch.from_numpy(collate_labels(windows))
     states, logits = model.states_and_logits(**inputs)
     loss = nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
@@ -259,12 +266,24 @@ class Trainer:
             self.average.load_state_dict(state["average"])
         return int(state["epoch"])
 
+    def _input_noise(self, epoch: int) -> InputNoise | None:
+        """The epoch's augmentation (seeded by seed and epoch, so a resumed run sees the same noise)."""
+        augmentation = self.options.augmentation
+        if not augmentation.active:
+            return None
+        special = SpecialTokens.of(load_tokenizer(self.tokenizer_path))
+        generator = np.random.default_rng([self.options.seed, epoch])
+        return lambda inputs: augmented(inputs, augmentation, special, generator)
+
     def _epoch(self, epoch: int, deadline: float | None) -> float:
         self.model.train()
         rng = random.Random(self.options.seed * 1000 + epoch)
+        noise = self._input_noise(epoch)
         losses = []
         for batch in batches(self.train_pages, self.options.batch_size, rng):
-            loss = train_step(self.model, self.train_pages, batch, self.pad_id, self.options.relation_weight)
+            loss = train_step(
+                self.model, self.train_pages, batch, self.pad_id, self.options.relation_weight, noise
+            )
             apply_step(
                 loss, self.model, self.optimizer, self.scheduler, self.options.max_grad_norm, self.step
             )

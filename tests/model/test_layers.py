@@ -43,4 +43,3 @@ def test_relative_buckets_are_exact_near_zero_and_saturate_far_away():
     buckets = relative_position_bucket(relative, 32, 128)
     assert buckets.tolist()[1:6] == [3, 1, 0, 17, 19]
     assert buckets[0] == 15 and buckets[-1] == 31
-

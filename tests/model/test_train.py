@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from model.artifact import ArtifactMeta, InputOptions
+from model.augment import Augmentation
 from model.checkpoint import load_model, save_model
 from model.config import FUNSD_ENTITY_LABELS, LabelSet, tiny_config
 from model.dataset import PageExample
@@ -157,6 +158,18 @@ def test_the_weight_average_is_what_is_validated_saved_and_resumed(two_documents
         assert torch.equal(second.average.average[name], tensor), name
     second.run(1)
     assert second.average.updates == 4
+
+
+def test_augmented_training_sees_other_inputs_and_still_fits(two_documents, tmp_path: Path):
+    def losses(augmentation: Augmentation, out: Path) -> list[float]:
+        options = replace(TINY_OPTIONS, epochs=3, augmentation=augmentation)
+        trainer = prepare_trainer(two_documents, out, options, NO_DROPOUT, minilm_tokenizer_path())
+        return [h.loss for h in trainer.run()]
+
+    plain = losses(Augmentation(), tmp_path / "plain")
+    noisy = losses(Augmentation(token_mask_rate=0.3, box_jitter=20), tmp_path / "noisy")
+    assert noisy != plain and noisy[-1] < noisy[0]
+    assert noisy == losses(Augmentation(token_mask_rate=0.3, box_jitter=20), tmp_path / "again")  # seeded
 
 
 def test_budget_stops_training(two_documents, tmp_path: Path):
