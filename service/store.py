@@ -110,7 +110,7 @@ class Store(WorkItems):
         return self._one("select * from documents where id = ?", document_id)
 
     def list_documents(self, limit: int, offset: int) -> tuple[list[Row], int]:
-        rows = self._all("select * from documents order by created, id limit ? offset ?", limit, offset)
+        rows = self._all(f"select * from documents {NEWEST_FIRST}", limit, offset)
         total = self._one("select count(*) as n from documents")
         return rows, int(total["n"]) if total else 0
 

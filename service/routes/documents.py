@@ -51,6 +51,7 @@ def list_documents(
     offset: int = PageOffset,
     services: Services = Depends(get_services),
 ) -> DocumentList:
+    """One page of stored documents, newest first (like the job and training-run lists)."""
     rows, total = services.store.list_documents(limit, offset)
     return DocumentList(documents=[document_view(r) for r in rows], total=total, limit=limit, offset=offset)
 

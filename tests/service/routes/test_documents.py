@@ -62,7 +62,9 @@ def test_upload_is_content_addressed_and_listed(api: TestClient):
     upload(api, words_document(2))
     listing = api.get("/v1/documents", params={"limit": 1}).json()
     assert listing["total"] == 2 and len(listing["documents"]) == 1 and listing["limit"] == 1
-    assert api.get("/v1/documents", params={"offset": 1}).json()["documents"][0]["filename"] == "doc.json"
+    newest_first = [d["filename"] for d in api.get("/v1/documents").json()["documents"]]
+    assert newest_first == ["doc.json", "first.json"]
+    assert api.get("/v1/documents", params={"offset": 1}).json()["documents"][0]["filename"] == "first.json"
     assert api.get(f"/v1/documents/{stored['id']}").json()["filename"] == "first.json"
 
 
