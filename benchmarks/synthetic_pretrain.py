@@ -77,8 +77,8 @@ def pretrain(size: int, args: argparse.Namespace, recipe: TrainOptions) -> tuple
         raise SystemExit(f"{args.synth} has {len(documents)} pages, fewer than {size}")
     epochs = max(1, math.ceil(args.pretrain_pages / size))
     options = replace(recipe, epochs=epochs, validation_fraction=0.05, init="minilm")
-    out = args.work / f"pretrain-{size}"
-    return out / "best", train(documents, out, options, f"pretrain-{size}")
+    out = args.work / f"pretrain-{size}{args.tag}"
+    return out / "best", train(documents, out, options, out.name)
 
 
 def finetune_recipe(args: argparse.Namespace) -> TrainOptions:
@@ -117,7 +117,7 @@ def run_all(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> Non
             {"pretrain_pages": 0, "pretrain_seconds": 0.0, **fine_tune("minilm", "minilm", args, recipe)},
         )
     for size in sorted(args.sizes, reverse=True):  # the headline result first
-        name = f"synth-{size}"
+        name = f"synth-{size}{args.tag}"
         if name in results:
             continue
         model_dir, seconds = pretrain(size, args, recipe)
@@ -131,7 +131,7 @@ def run_all(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> Non
 def run_model_dir(name: str, work: Path) -> Path:
     """Where run `name` keeps its best model (`synth-N-zero` is the pre-trained `pretrain-N` itself)."""
     if name.endswith("-zero"):
-        return work / f"pretrain-{name.split('-')[1]}" / "best"
+        return work / f"pretrain-{name.removeprefix('synth-').removesuffix('-zero')}" / "best"
     return work / name / "best"
 
 
@@ -192,6 +192,11 @@ def main() -> None:
         "--relation-weight", type=float, help="only the MiniLM run with this relation loss weight (issue 5)"
     )
     parser.add_argument("--fresh", action="store_true", help="forget recorded runs")
+    parser.add_argument(
+        "--tag",
+        default="",
+        help="a corpus variant: runs are named synth-N<TAG>, pretrain-N<TAG> (e.g. -wrap)",
+    )
     parser.add_argument(
         "--rescore", action="store_true", help="re-score the recorded runs' models with the current decoding"
     )
