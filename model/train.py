@@ -80,19 +80,27 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_model(meta: ArtifactMeta, init: str) -> EntityTagger:
-    """A fresh network with its text stream from MiniLM, random weights, or a saved model's weights.
+def initialised_model(meta: ArtifactMeta, init: str) -> tuple[EntityTagger, set[str]]:
+    """A fresh network with its text stream from MiniLM, random weights, or a saved model's weights, and the
+    names of the parameters that start from trained weights (they take the lower `lr`).
 
     From a saved model (e.g. one pre-trained on synthetic forms) the encoder is always copied; the entity
     and relation heads too when the label set (and relation schema) are the same, so that fine-tuning
-    starts from everything the source learned that still fits."""
+    starts from everything the source learned that still fits. The saved model is read once."""
     model = build_network(meta)
+    if init == "random":
+        return model, set()
     if init == "minilm":
         load_minilm_text_stream(model.encoder)
-    elif init != "random":
-        source, source_meta = load_model(Path(init))
-        model.load_state_dict(transferable_state(source, source_meta, meta), strict=False)
-    return model
+        return model, {f"encoder.{name}" for name in name_mapping(meta.config.num_layers)}
+    source, source_meta = load_model(Path(init))
+    state = transferable_state(source, source_meta, meta)
+    model.load_state_dict(state, strict=False)
+    return model, set(state)
+
+
+def build_model(meta: ArtifactMeta, init: str) -> EntityTagger:
+    return initialised_model(meta, init)[0]
 
 
 def transferable_state(source: EntityTagger, source_meta: ArtifactMeta, meta: ArtifactMeta) -> dict:
@@ -112,12 +120,7 @@ def transferable_state(source: EntityTagger, source_meta: ArtifactMeta, meta: Ar
 
 def pretrained_names(meta: ArtifactMeta, init: str) -> set[str]:
     """Parameters that start from trained weights (and so take the lower `lr`)."""
-    if init == "random":
-        return set()
-    if init == "minilm":
-        return {f"encoder.{name}" for name in name_mapping(meta.config.num_layers)}
-    source, source_meta = load_model(Path(init))
-    return set(transferable_state(source, source_meta, meta))
+    return initialised_model(meta, init)[1]
 
 
 def parameter_groups(model: EntityTagger, options: TrainOptions, pretrained: set[str]) -> list[dict]:
@@ -210,13 +213,12 @@ class Trainer:
     tokenizer_path: Path
     out_dir: Path
     pad_id: int
+    pretrained: set[str]  # parameter names that start from trained weights (the lower lr)
     on_progress: ProgressCallback | None = None
     history: list[EpochRecord] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.optimizer = torch.optim.AdamW(
-            parameter_groups(self.model, self.options, pretrained_names(self.meta, self.options.init))
-        )
+        self.optimizer = torch.optim.AdamW(parameter_groups(self.model, self.options, self.pretrained))
         self.steps_per_epoch = -(-sum(len(p.windows) for p in self.train_pages) // self.options.batch_size)
         self.total_steps = self.steps_per_epoch * self.options.epochs
         self.schedule = LinearSchedule(round(self.options.warmup_ratio * self.total_steps), self.total_steps)
@@ -392,8 +394,9 @@ def prepare_trainer(
     meta = ArtifactMeta(config, label_set, vocab_sha256(tokenizer), inputs, relation_schema=schema)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = build_model(meta, options.init)
+    model, pretrained = initialised_model(meta, options.init)
     pad_id = SpecialTokens.of(tokenizer).pad
+    train_pages, val_pages = encode(train_idx), encode(val_idx)
     return Trainer(
-        model, meta, options, encode(train_idx), encode(val_idx), tokenizer_path, out_dir, pad_id, on_progress
+        model, meta, options, train_pages, val_pages, tokenizer_path, out_dir, pad_id, pretrained, on_progress
     )
