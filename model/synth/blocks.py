@@ -8,16 +8,6 @@ from model.synth.canvas import Canvas, Entity
 from model.synth.fields import FIELDS, OPTIONS, QUESTIONS, key_text
 
 PLACEMENTS: tuple[str, ...] = ("right", "below", "above")
-# How often an entity is set in a narrow column so that it wraps onto more lines (in FUNSD 15% of questions,
-# 19% of answers and 27% of headers span lines; without these the generator's entities almost never did).
-WRAPPED_KEYS, WRAPPED_VALUES, WRAPPED_HEADERS = 0.25, 0.45, 0.3
-
-
-def narrowed(c: Canvas, x: float, max_x: float, chance: float, low: float, high: float) -> float:
-    """`max_x`, or with probability `chance` a narrower right edge `low`-`high` output pixels right of x."""
-    if c.rng.random() >= chance:
-        return max_x
-    return min(max_x, x + c.px(c.rng.uniform(low, high)))
 
 
 def title(c: Canvas, y: int, text: str, align: str | None = None) -> tuple[Entity | None, int]:
@@ -26,8 +16,7 @@ def title(c: Canvas, y: int, text: str, align: str | None = None) -> tuple[Entit
     align = align or c.rng.choice(("center", "center", "left", "right"))
     width = font.getlength(text)
     x = {"center": (c.left + c.right - width) / 2, "left": c.left, "right": c.right - width}[align]
-    x = max(c.left, x)
-    entity = c.text("header", text, x, y, font, None, narrowed(c, x, c.right, WRAPPED_HEADERS, 120, 320), 3)
+    entity = c.text("header", text, max(c.left, x), y, font)
     if entity is None:
         return None, y
     if c.rng.random() < 0.3:
@@ -42,9 +31,7 @@ def section(c: Canvas, y: int, text: str) -> tuple[Entity | None, int]:
     if c.rng.random() < 0.35:
         c.rule(c.left, y, c.right, y, c.rng.choice((1.0, 2.0)))
         y += c.gap(4, 8)
-    x = c.left + c.rng.choice((0, 0, c.px(20)))
-    max_x = narrowed(c, x, c.right, WRAPPED_HEADERS, 100, 260)
-    entity = c.text("header", text, x, y, c.fonts.section, None, max_x, 3)
+    entity = c.text("header", text, c.left + c.rng.choice((0, 0, c.px(20))), y, c.fonts.section)
     return entity, (entity.bottom if entity else y) + c.gap(6, 14)
 
 
@@ -65,8 +52,7 @@ def kv(
     value = "" if rng.random() < 0.1 else c.values.make(spec.kind)
     if placement == "above" and value:
         return _kv_above(c, x, y, field_name, value, max_x, header)
-    key_max = narrowed(c, x, max_x, WRAPPED_KEYS, 50, 130)
-    key = c.text("question", key_text(rng, spec), x, y, c.fonts.key, field_name, key_max, 3)
+    key = c.text("question", key_text(rng, spec), x, y, c.fonts.key, field_name, max_x)
     if key is None:
         return y
     c.link(header, key)
@@ -76,8 +62,7 @@ def kv(
         placement = "below" if tight or rng.random() < 0.5 else placement
     if placement == "below":
         vx, vy = x + rng.choice((0, 0, c.px(15), c.px(30))), key.bottom + c.gap(2, 8)
-    value_max = narrowed(c, vx, max_x, WRAPPED_VALUES, 70, 220)
-    answer = c.text("answer", value, vx, vy, c.fonts.value, field_name, value_max, 4) if value else None
+    answer = c.text("answer", value, vx, vy, c.fonts.value, field_name, max_x, 4) if value else None
     c.link(key, answer)
     bottom = max(key.bottom, answer.bottom if answer else key.bottom)
     if rng.random() < 0.3 and placement == "right":

@@ -92,19 +92,9 @@ OPTIONS = (
 )  # fmt: skip
 
 
-# Longer keys, as on real forms ("Name (please print)", "Date of approval, if any").
-QUALIFIERS = (
-    "(please print)", "(if any)", "(if applicable)", "in full", "of record", "(see attached)",
-    "/ Department", "and Title", "(month/day/year)", "as shown", "of this report", "(optional)",
-)  # fmt: skip
-
-
 def key_text(rng: random.Random, field: Field, upper: bool | None = None) -> str:
-    """One spelling of the field's key: with or without a colon (or ' :' / '#'), sometimes upper case,
-    sometimes qualified."""
+    """One spelling of the field's key: with or without a colon (or ' :' / '#'), sometimes upper case."""
     text = rng.choice(field.keys)
-    if rng.random() < 0.15:
-        text = f"{text.rstrip(':.#')} {rng.choice(QUALIFIERS)}"
     if upper or (upper is None and rng.random() < 0.3):
         text = text.upper()
     suffix = rng.choices((":", "", " :", "."), weights=(6, 4, 1, 0.5))[0]
