@@ -264,7 +264,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = state["step"]
         self.history = [EpochRecord(**h) for h in state["history"]]
-        if self.average:
+        if self.average and "average" in state:  # a run resumed with averaging newly on starts it here
             self.average.load_state_dict(state["average"])
         return int(state["epoch"])
 
