@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -116,11 +117,6 @@ def transferable_state(source: EntityTagger, source_meta: ArtifactMeta, meta: Ar
         if is_encoder or (same_labels and name in target and target[name].shape == tensor.shape):
             state[name] = tensor
     return state
-
-
-def pretrained_names(meta: ArtifactMeta, init: str) -> set[str]:
-    """Parameters that start from trained weights (and so take the lower `lr`)."""
-    return initialised_model(meta, init)[1]
 
 
 def parameter_groups(model: EntityTagger, options: TrainOptions, pretrained: set[str]) -> list[dict]:
@@ -273,9 +269,13 @@ class Trainer:
         augmentation = self.options.augmentation
         if not augmentation.active:
             return None
-        special = SpecialTokens.of(load_tokenizer(self.tokenizer_path))
+        special = self._special_tokens
         generator = np.random.default_rng([self.options.seed, epoch])
         return lambda inputs: augmented(inputs, augmentation, special, generator)
+
+    @cached_property
+    def _special_tokens(self) -> SpecialTokens:
+        return SpecialTokens.of(load_tokenizer(self.tokenizer_path))
 
     def _epoch(self, epoch: int, deadline: float | None) -> float:
         self.model.train()

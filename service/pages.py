@@ -110,15 +110,23 @@ def parse_page_selection(spec: str) -> list[tuple[int, int]]:
     return ranges
 
 
-def resolve_page_selection(spec: str | None, page_count: int) -> list[int]:
-    """Sorted 0-based indices of the selected pages (all when `spec` is None or blank)."""
+def selected_pages(spec: str | None, page_count: int) -> list[int]:
+    """Sorted 0-based indices of the selected pages that the document has (all when `spec` is None or
+    blank); selected pages beyond the end are left out."""
     if spec is None or not spec.strip():
         return list(range(page_count))
     ranges = parse_page_selection(spec)
-    last = max(last for _, last in ranges)
-    if last > page_count:
-        raise PageSelectionError(f"page {last} is not in the document: it has {page_count} page(s)")
-    return sorted({page - 1 for first, last in ranges for page in range(first, last + 1)})
+    return sorted({page - 1 for first, last in ranges for page in range(first, min(last, page_count) + 1)})
+
+
+def resolve_page_selection(spec: str | None, page_count: int) -> list[int]:
+    """Sorted 0-based indices of the selected pages (all when `spec` is None or blank); PageSelectionError
+    when a selected page is beyond the end."""
+    if spec is not None and spec.strip():
+        last = max(last for _, last in parse_page_selection(spec))
+        if last > page_count:
+            raise PageSelectionError(f"page {last} is not in the document: it has {page_count} page(s)")
+    return selected_pages(spec, page_count)
 
 
 def _to_8bit(image: Image.Image) -> Image.Image:
@@ -317,12 +325,7 @@ def _checked_indices(selection: str | None, page_count: int, settings: Settings)
     """The pages `check_document` decodes: the selected ones the document has (all without a selection, the
     first when none is left), under the page limit. Selected pages beyond the end are not an error here:
     `load_document` reports them when the document is processed with that selection."""
-    indices = list(range(page_count))
-    if selection is not None and selection.strip():
-        ranges = parse_page_selection(selection)
-        indices = sorted(
-            {page - 1 for first, last in ranges for page in range(first, min(last, page_count) + 1)}
-        )
+    indices = selected_pages(selection, page_count)
     check_page_count(len(indices), settings)
     return indices or [0]
 

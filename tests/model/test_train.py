@@ -22,9 +22,9 @@ from model.train import (
     TrainOptions,
     apply_step,
     build_model,
+    initialised_model,
     parameter_groups,
     prepare_trainer,
-    pretrained_names,
 )
 
 TINY_OPTIONS = TrainOptions(
@@ -224,7 +224,7 @@ def test_fine_tuning_from_a_saved_model_takes_its_encoder_and_matching_heads(ove
     assert other.classifier.weight.shape[0] == 5 and other.relation_head is None
     # transferred weights take the lower learning rate, the fresh head the higher one
     options = replace(TINY_OPTIONS, init=str(out / "best"), lr=1e-5, lr_new=1e-3)
-    groups = parameter_groups(other, options, pretrained_names(other_labels, options.init))
+    groups = parameter_groups(other, options, initialised_model(other_labels, options.init)[1])
     rates = {id(p): g["lr"] for g in groups for p in g["params"]}
     assert rates[id(other.classifier.weight)] == 1e-3
     assert rates[id(words)] == 1e-5
