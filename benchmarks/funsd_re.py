@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--relation-weight", type=float, default=TrainOptions.relation_weight)
     parser.add_argument("--budget-minutes", type=float, default=35.0)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--lr", type=float, default=TrainOptions.lr, help="lr of the pre-trained weights")
     parser.add_argument("--threshold", type=float, default=0.5)
     args = parser.parse_args()
     seconds = epochs = None
@@ -114,6 +115,7 @@ def main() -> None:
             relation_pairs=(("question", "answer"),),
             init=args.init,
             relation_weight=args.relation_weight,
+            lr=args.lr,
         )
         seconds, epochs = train_joint(args.data, args.work, options)
         model_dir = args.work / "best"

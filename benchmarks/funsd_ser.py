@@ -33,6 +33,7 @@ from model.config import minilm_config
 from model.evaluate import evaluate_model_dir
 from model.funsd import read_dataset
 from model.minilm import minilm_tokenizer_path
+from model.network import device_for
 from model.train import TrainOptions, prepare_trainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,12 +65,22 @@ GROUPS = {"ablations": ["reading", "reading-line", "no-visual", "no-spatial", "r
 
 
 def git_sha() -> str:
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    try:
+        command = ["git", "rev-parse", "--short", "HEAD"]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    except OSError:  # no git (e.g. a copied tree on a GPU machine)
+        return "unknown"
     return result.stdout.strip() or "unknown"
 
 
 def run_one(
-    name: str, data: Path, work: Path, base: TrainOptions, synthetic_init: Path, tag: str = ""
+    name: str,
+    data: Path,
+    work: Path,
+    base: TrainOptions,
+    synthetic_init: Path,
+    tag: str = "",
+    tokenizer: Path | None = None,
 ) -> dict[str, object]:
     spec = RUNS[name]
     inputs = InputOptions(word_order=str(spec["word_order"]), box_level=str(spec["box_level"]))
@@ -98,7 +109,9 @@ def run_one(
                 flush=True,
             )
 
-    trainer = prepare_trainer(documents, out, options, config, minilm_tokenizer_path(), on_progress=log)
+    trainer = prepare_trainer(
+        documents, out, options, config, tokenizer or minilm_tokenizer_path(), on_progress=log
+    )
     history = trainer.run()
     train_seconds = time.monotonic() - started
     kept = out / ("best" if fraction > 0 else "last")  # no validation split: the model after the last epoch
@@ -108,6 +121,9 @@ def run_one(
         "run": label,
         "spec": spec,
         "lr": options.lr,
+        "lr_new": options.lr_new,
+        "batch_size": options.batch_size,
+        "device": str(device_for(0)),
         "ema_decay": options.ema_decay,
         "augmentation": asdict(options.augmentation),
         "test": report.to_dict(),
@@ -203,6 +219,14 @@ def main() -> None:
     parser.add_argument(
         "--box-jitter", type=int, default=0, help="augmentation: box shift on the 0-1000 grid"
     )
+    parser.add_argument(
+        "--tokenizer",
+        type=Path,
+        default=None,
+        help="tokenizer.json (default: the MiniLM package's; where it is not installed, the init model's)",
+    )
+    parser.add_argument("--lr-new", type=float, default=TrainOptions.lr_new, help="lr of the new parameters")
+    parser.add_argument("--batch-size", type=int, default=TrainOptions.batch_size)
     parser.add_argument("--tag", default="", help="a recipe variant: recorded as RUN+TAG, in its own folder")
     parser.add_argument(
         "--rescore", action="store_true", help="re-score the recorded runs' models with the current decoding"
@@ -227,12 +251,14 @@ def main() -> None:
         budget_seconds=args.budget_minutes * 60,
         relations=False,
         lr=args.lr,
+        lr_new=args.lr_new,
+        batch_size=args.batch_size,
         ema_decay=args.ema_decay,
         augmentation=Augmentation(args.token_mask_rate, args.box_jitter),
     )
     results: dict[str, dict[str, object]] = {}
     for name in names:
-        result = run_one(name, args.data, args.work, base, args.synthetic_init, args.tag)
+        result = run_one(name, args.data, args.work, base, args.synthetic_init, args.tag, args.tokenizer)
         results = record_result(str(result["run"]), result)
         print(f"[{result['run']}] test entity F1 {result['f1']:.4f}", flush=True)
     table = markdown_table(results or record_result(None, {}))

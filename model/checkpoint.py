@@ -20,7 +20,8 @@ def save_model(
     directory.mkdir(parents=True, exist_ok=True)
     dtype = torch.float16 if half else torch.float32
     state = {
-        k: (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in model.state_dict().items()
+        k: (v.to(dtype) if v.is_floating_point() else v).cpu().contiguous()
+        for k, v in model.state_dict().items()
     }
     save_file(state, str(directory / WEIGHTS_FILE))
     if Path(tokenizer_path).resolve() != (directory / TOKENIZER_FILE).resolve():

@@ -11,6 +11,7 @@ import numpy as np
 from model.boxes import group_lines, line_boxes, normalize_box, reading_order
 from model.config import LabelSet
 from model.funsd import Document
+from model.relations import RelationSchema
 
 WordOrder = Literal["annotation", "reading"]
 BoxLevel = Literal["word", "line"]
@@ -90,3 +91,14 @@ def split_validation(names: Sequence[str], fraction: float, seed: int) -> tuple[
     shuffled = rng.permutation(indices).tolist()
     count = min(len(indices) - 1, max(1, round(fraction * len(indices))))
     return sorted(shuffled[count:]), sorted(shuffled[:count])
+
+
+def relation_schema(documents: Sequence[Document], label_set: LabelSet) -> RelationSchema | None:
+    """Linkable label pairs seen in the data's links (None when the data has no usable links)."""
+    labelled = []
+    for document in documents:
+        labels = {e.id: e.label for e in document.entities}
+        labelled.extend((labels[a], labels[b]) for a, b in document.links)
+    usable = [(a, b) for a, b in labelled if a in label_set.labels and b in label_set.labels]
+    schema = RelationSchema.from_links(usable)
+    return schema if schema.pairs else None

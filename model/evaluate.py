@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 from tokenizers import Tokenizer
+from torch import nn
 
 from model.artifact import TOKENIZER_FILE, ArtifactMeta, InputOptions
 from model.checkpoint import load_model
@@ -17,7 +18,7 @@ from model.decode import Span, best_bio_tags, bio_spans, log_softmax, merge_wind
 from model.features import SpecialTokens, Window, collate, encode_words, load_tokenizer, page_pixels
 from model.funsd import read_dataset
 from model.metrics import EntityReport, Scores, entity_scores, scores
-from model.network import EntityTagger
+from model.network import EntityTagger, device_for
 from model.relation_batch import (
     EntityGroup,
     RelationInputs,
@@ -60,8 +61,13 @@ def encode_page(
     return EncodedPage(example, windows, page_pixels(image, image_size), window_inputs)
 
 
-def as_tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    return {name: torch.from_numpy(array) for name, array in arrays.items()}
+def as_tensors(arrays: dict[str, np.ndarray], device: torch.device | None = None) -> dict[str, torch.Tensor]:
+    """numpy arrays as tensors, on `device` when given (a GPU's; the CPU's shares the arrays' memory)."""
+    return {name: torch.from_numpy(array).to(device) for name, array in arrays.items()}
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 @torch.no_grad()
@@ -74,8 +80,8 @@ def predict_words(
     states: list[np.ndarray] = []
     for start in range(0, len(page.windows), batch_size):
         chunk = page.windows[start : start + batch_size]
-        batch = as_tensors(collate(chunk, [page.pixels] * len(chunk), pad_id))
-        chunk_states, chunk_logits = (t.float().numpy() for t in model.states_and_logits(**batch))
+        batch = as_tensors(collate(chunk, [page.pixels] * len(chunk), pad_id), model_device(model))
+        chunk_states, chunk_logits = (t.float().cpu().numpy() for t in model.states_and_logits(**batch))
         for row, window in enumerate(chunk):
             logits.append(chunk_logits[row, : len(window.input_ids)])
             states.append(chunk_states[row, : len(window.input_ids)])
@@ -119,8 +125,10 @@ def link_probabilities(
     if len(inputs.pairs) == 0:
         return inputs.pairs, np.zeros(0, dtype=np.float32)
     tensors = [word_states[group.first_words], inputs.entity_labels, inputs.pairs, inputs.features]
-    logits = model.relation_head(*(torch.from_numpy(np.ascontiguousarray(t))[None] for t in tensors))
-    return inputs.pairs, sigmoid(logits[0].numpy())
+    arrays = {str(i): np.ascontiguousarray(t)[None] for i, t in enumerate(tensors)}
+    batch = as_tensors(arrays, model_device(model))
+    logits = model.relation_head(*batch.values())
+    return inputs.pairs, sigmoid(logits[0].cpu().numpy())
 
 
 def spans_to_gold(spans: Sequence[Span], example: PageExample) -> dict[int, int]:
@@ -183,6 +191,7 @@ def evaluate_model_dir(
     """Load a saved model and score it on a FUNSD-format folder with the model's own input options
     (or another word order, e.g. 'annotation' for the papers' protocol)."""
     model, meta = load_model(model_dir)
+    model.to(device_for(0))  # a GPU where there is one
     tokenizer = load_tokenizer(Path(model_dir) / TOKENIZER_FILE)
     order = word_order or meta.inputs.word_order
     documents = read_dataset(data_dir)

@@ -191,3 +191,8 @@ class EntityTagger(nn.Module):
     ) -> torch.Tensor:
         """Entity logits [B, L, num_tags] for the text tokens."""
         return self.states_and_logits(input_ids, bbox, attention_mask, pixel_values)[1]
+
+
+def device_for(local_rank: int) -> torch.device:
+    """This process's GPU under torchrun (LOCAL_RANK) when there are GPUs, else the CPU."""
+    return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")

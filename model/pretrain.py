@@ -32,6 +32,7 @@ from model.checkpoint import build_network, save_model
 from model.config import LabelSet, ModelConfig
 from model.features import SpecialTokens, load_tokenizer, vocab_sha256
 from model.loss_plot import plot_losses
+from model.network import device_for
 from model.pretrain_data import (
     EncodedPretrainPage,
     MaskingRates,
@@ -44,7 +45,6 @@ from model.pretrain_network import (
     OBJECTIVES,
     LayoutLMv2ForPretraining,
     config_for,
-    device_for,
     initial_model,
     parameter_groups,
     pretrain_losses,

@@ -119,8 +119,3 @@ def config_for(size: str, init: str) -> ModelConfig:
     if size not in presets or (size != "minilm" and init == "minilm"):
         raise ValueError(f"size must be one of {sorted(presets)}; only minilm can start from MiniLM")
     return presets[size]()
-
-
-def device_for(local_rank: int) -> torch.device:
-    """This process's GPU under torchrun (LOCAL_RANK) when there are GPUs, else the CPU."""
-    return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")

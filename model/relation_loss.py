@@ -21,7 +21,7 @@ def tail_choice_loss(
     valid = targets >= 0
     very_low = torch.finfo(logits.dtype).min
     masked = torch.where(valid, logits, torch.full_like(logits, very_low))
-    zeros = torch.zeros(logits.shape[0], entities, dtype=logits.dtype)
+    zeros = torch.zeros(logits.shape[0], entities, dtype=logits.dtype, device=logits.device)
     peak = zeros.scatter_reduce(1, tails, masked, reduce="amax", include_self=True).detach()  # >= 0 (none)
     # exp of values <= 0 only (padding gets 0 first): no overflow, so no NaN gradient through torch.where
     relative = torch.where(valid, logits - peak.gather(1, tails), torch.zeros_like(logits))
@@ -42,7 +42,7 @@ def relation_loss(
     """The tail-choice loss over the candidate pairs of each window (gold entities)."""
     if model.relation_head is None or not any(len(i.pairs) for i in items):
         return None
-    batch = as_tensors(collate_relations(items))
+    batch = as_tensors(collate_relations(items), states.device)
     entity_states = gather_rows(states, batch["entity_positions"])
     logits = model.relation_head(
         entity_states, batch["entity_labels"], batch["pair_index"], batch["pair_features"]

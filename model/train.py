@@ -22,12 +22,12 @@ from model.artifact import ArtifactMeta, InputOptions
 from model.augment import Augmentation, augmented
 from model.checkpoint import build_network, load_model, save_model
 from model.config import LabelSet, ModelConfig
-from model.dataset import document_example, split_validation
-from model.evaluate import EncodedPage, as_tensors, encode_page, evaluate_pages
+from model.dataset import document_example, relation_schema, split_validation
+from model.evaluate import EncodedPage, as_tensors, encode_page, evaluate_pages, model_device
 from model.features import IGNORE_INDEX, SpecialTokens, collate, collate_labels, load_tokenizer, vocab_sha256
 from model.funsd import Document
 from model.minilm import load_minilm_text_stream, name_mapping
-from model.network import EntityTagger
+from model.network import EntityTagger, device_for
 from model.relation_loss import relation_loss
 from model.relations import RelationSchema
 from model.weight_average import WeightAverage
@@ -188,8 +188,9 @@ def train_step(
 ) -> torch.Tensor:
     windows = [pages[p].windows[w] for p, w in batch]
     arrays = collate(windows, [pages[p].pixels for p, _ in batch], pad_id)
-    inputs = as_tensors(noise(arrays) if noise else arrays)
-    labels = torch.from_numpy(collate_labels(windows))
+    device = model_device(model)
+    inputs = as_tensors(noise(arrays) if noise else arrays, device)
+    labels = torch.from_numpy(collate_labels(windows)).to(device)
     states, logits = model.states_and_logits(**inputs)
     loss = nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
     relation_items = [pages[p].relations[w] for p, w in batch if pages[p].relations is not None]  # type: ignore[index]
@@ -255,7 +256,7 @@ class Trainer:
             return 0
         model, _ = load_model(last)
         self.model.load_state_dict(model.state_dict())
-        state = torch.load(last / STATE_FILE, weights_only=True)
+        state = torch.load(last / STATE_FILE, weights_only=True, map_location=model_device(self.model))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.step = state["step"]
@@ -351,17 +352,6 @@ class Trainer:
         (self.out_dir / "history.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
 
 
-def relation_schema(documents: Sequence[Document], label_set: LabelSet) -> RelationSchema | None:
-    """Linkable label pairs seen in the data's links (None when the data has no usable links)."""
-    labelled = []
-    for document in documents:
-        labels = {e.id: e.label for e in document.entities}
-        labelled.extend((labels[a], labels[b]) for a, b in document.links)
-    usable = [(a, b) for a, b in labelled if a in label_set.labels and b in label_set.labels]
-    schema = RelationSchema.from_links(usable)
-    return schema if schema.pairs else None
-
-
 def prepare_trainer(
     documents: Sequence[Document],
     out_dir: Path,
@@ -395,6 +385,7 @@ def prepare_trainer(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, pretrained = initialised_model(meta, options.init)
+    model.to(device_for(0))  # a GPU where there is one
     pad_id = SpecialTokens.of(tokenizer).pad
     train_pages, val_pages = encode(train_idx), encode(val_idx)
     return Trainer(
