@@ -143,13 +143,15 @@ def run_one(
     }
 
 
-def record_result(name: str | None, result: dict[str, object]) -> dict[str, dict[str, object]]:
+def record_result(
+    name: str | None, result: dict[str, object], path: Path = RESULTS
+) -> dict[str, dict[str, object]]:
     """Merge one run into the results file (re-read first: parallel invocations keep their runs)."""
-    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    results = json.loads(path.read_text()) if path.is_file() else {}
     if name is not None:
         results[name] = result
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return results
 
 
@@ -229,6 +231,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=TrainOptions.batch_size)
     parser.add_argument("--tag", default="", help="a recipe variant: recorded as RUN+TAG, in its own folder")
     parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="results file; BENCHMARKS.md's table is updated only from the default one",
+    )
+    parser.add_argument(
         "--rescore", action="store_true", help="re-score the recorded runs' models with the current decoding"
     )
     parser.add_argument(
@@ -259,11 +267,12 @@ def main() -> None:
     results: dict[str, dict[str, object]] = {}
     for name in names:
         result = run_one(name, args.data, args.work, base, args.synthetic_init, args.tag, args.tokenizer)
-        results = record_result(str(result["run"]), result)
+        results = record_result(str(result["run"]), result, args.results)
         print(f"[{result['run']}] test entity F1 {result['f1']:.4f}", flush=True)
-    table = markdown_table(results or record_result(None, {}))
-    update_table(table)
-    print(table)
+    if args.results == RESULTS:
+        table = markdown_table(results or record_result(None, {}))
+        update_table(table)
+        print(table)
 
 
 if __name__ == "__main__":
