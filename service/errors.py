@@ -122,6 +122,13 @@ class PageSelectionError(DocumentError):
     status = HTTPStatus.UNPROCESSABLE_ENTITY
 
 
+class InvalidCursorError(DocextractError):
+    """A list's `after` parameter that is not a `next_cursor` this API gave, or one given with an offset."""
+
+    kind = "invalid-cursor"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
 class BadRequestError(DocextractError):
     """A request the API cannot act on (no files in a job, a bad callback URL, a wrong content type)."""
 

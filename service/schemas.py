@@ -162,6 +162,9 @@ class DocumentList(BaseModel):
     total: int
     limit: int
     offset: int
+    next_cursor: str | None = Field(
+        None, description="Pass as `after` for the next page (stable while items are added); null: no more."
+    )
 
 
 class JobProgress(BaseModel):
@@ -204,6 +207,9 @@ class JobList(BaseModel):
     total: int = Field(description="Jobs that match the filter, on every page.")
     limit: int
     offset: int
+    next_cursor: str | None = Field(
+        None, description="Pass as `after` for the next page (stable while items are added); null: no more."
+    )
 
 
 class TrainingProgress(BaseModel):
@@ -249,6 +255,9 @@ class TrainingRunList(BaseModel):
     total: int = Field(description="Training runs that match the filter, on every page.")
     limit: int
     offset: int
+    next_cursor: str | None = Field(
+        None, description="Pass as `after` for the next page (stable while items are added); null: no more."
+    )
 
 
 class RegisteredModel(BaseModel):

@@ -43,11 +43,20 @@ create index if not exists training_runs_created on training_runs (created);
 # Lists are newest first. `created` has whole seconds: rows of one second fall back on their insertion order
 # (rowid), so the order is total and offset pages neither overlap nor skip rows.
 NEWEST_FIRST = "order by created desc, rowid desc limit ? offset ?"
+# A cursor page starts after its (created, rowid): later rows in that order, whatever was inserted since.
+AFTER = "(? is null or created < ? or (created = ? and rowid < ?))"
+Cursor = tuple[str, int]  # (created, rowid) of the last row of a page
 JOB_PROGRESS = (
     "(select count(*) from job_documents d where d.job_id = jobs.id) as documents_total,"
     " (select count(*) from job_documents d where d.job_id = jobs.id and d.status in ({})) as documents_done"
 ).format(", ".join("?" * len(TERMINAL)))
 RUN_SUMMARY = "id, status, created, started, finished, options, progress, model_id, error"  # not metrics
+
+
+def after_args(after: Cursor | None) -> tuple[object, ...]:
+    """The parameters of `AFTER`."""
+    created, sequence = after if after is not None else (None, None)
+    return created, created, created, sequence
 
 
 def sha256_hex(data: bytes) -> str:
@@ -109,8 +118,10 @@ class Store(WorkItems):
     def get_document(self, document_id: str) -> Row | None:
         return self._one("select * from documents where id = ?", document_id)
 
-    def list_documents(self, limit: int, offset: int) -> tuple[list[Row], int]:
-        rows = self._all(f"select * from documents {NEWEST_FIRST}", limit, offset)
+    def list_documents(self, limit: int, offset: int, after: Cursor | None = None) -> tuple[list[Row], int]:
+        """One page of documents, newest first (each row's `seq` places it for a cursor); and how many."""
+        sql = f"select *, rowid as seq from documents where {AFTER} {NEWEST_FIRST}"
+        rows = self._all(sql, *after_args(after), limit, offset)
         total = self._one("select count(*) as n from documents")
         return rows, int(total["n"]) if total else 0
 
@@ -172,14 +183,18 @@ class Store(WorkItems):
                 ],
             )
 
-    def list_jobs(self, limit: int, offset: int, status: str | None = None) -> tuple[list[Row], int]:
+    def list_jobs(
+        self, limit: int, offset: int, status: str | None = None, after: Cursor | None = None
+    ) -> tuple[list[Row], int]:
         """One page of jobs, newest first, each with `documents_done` and `documents_total` counts instead
         of its documents; and how many jobs match `status` (None: all)."""
         rows = self._all(
-            f"select *, {JOB_PROGRESS} from jobs where (? is null or status = ?) {NEWEST_FIRST}",
+            f"select *, rowid as seq, {JOB_PROGRESS} from jobs where (? is null or status = ?) and {AFTER}"
+            f" {NEWEST_FIRST}",
             *TERMINAL,
             status,
             status,
+            *after_args(after),
             limit,
             offset,
         )
@@ -266,12 +281,16 @@ class Store(WorkItems):
                 run[name] = json.loads(run[name])
         return run
 
-    def list_runs(self, limit: int, offset: int, status: str | None = None) -> tuple[list[Row], int]:
+    def list_runs(
+        self, limit: int, offset: int, status: str | None = None, after: Cursor | None = None
+    ) -> tuple[list[Row], int]:
         """One page of training runs, newest first, without their metrics; and how many match `status`."""
         rows = self._all(
-            f"select {RUN_SUMMARY} from training_runs where (? is null or status = ?) {NEWEST_FIRST}",
+            f"select {RUN_SUMMARY}, rowid as seq from training_runs where (? is null or status = ?)"
+            f" and {AFTER} {NEWEST_FIRST}",
             status,
             status,
+            *after_args(after),
             limit,
             offset,
         )

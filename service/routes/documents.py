@@ -6,7 +6,7 @@ from PIL import Image
 from service.errors import DocumentNotFoundError, ResultNotFoundError
 from service.overlay import overlay_png
 from service.pages import load_document
-from service.routes.paging import PageLimit, PageOffset
+from service.routes.paging import PageAfter, PageLimit, PageOffset, next_cursor, page_request
 from service.routes.uploads import UNREADABLE, checked_upload
 from service.schemas import DocumentList, ExtractionResult, PageResult, Problem, StoredDocument
 from service.views import document_view
@@ -49,11 +49,15 @@ def upload_document(
 def list_documents(
     limit: int = PageLimit,
     offset: int = PageOffset,
+    after: str | None = PageAfter,
     services: Services = Depends(get_services),
 ) -> DocumentList:
     """One page of stored documents, newest first (like the job and training-run lists)."""
-    rows, total = services.store.list_documents(limit, offset)
-    return DocumentList(documents=[document_view(r) for r in rows], total=total, limit=limit, offset=offset)
+    page = page_request(limit, offset, after)
+    rows, total = services.store.list_documents(page.limit, page.offset, page.after)
+    documents = [document_view(r) for r in rows]
+    cursor = next_cursor(rows, limit)
+    return DocumentList(documents=documents, total=total, limit=limit, offset=offset, next_cursor=cursor)
 
 
 @router.get("/{document_id}", response_model=StoredDocument, responses=NOT_FOUND, summary="A stored document")

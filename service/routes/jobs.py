@@ -9,7 +9,7 @@ from service.errors import BadRequestError, DocumentNotFoundError, JobFinishedEr
 from service.pages import DocumentFormat
 from service.pipeline import effective_settings
 from service.routes.extract import query_options
-from service.routes.paging import PageLimit, PageOffset
+from service.routes.paging import PageAfter, PageLimit, PageOffset, next_cursor, page_request
 from service.routes.uploads import UNREADABLE, checked_upload, read_upload
 from service.schemas import ExtractOptions, Job, JobList, Problem, Status
 from service.views import job_summary_view, job_view
@@ -102,12 +102,15 @@ def create_job(
 def list_jobs(
     limit: int = PageLimit,
     offset: int = PageOffset,
+    after: str | None = PageAfter,
     status: Status | None = Query(None, description="Only the jobs with this status."),
     services: Services = Depends(get_services),
 ) -> JobList:
     """Newest first; each job with its progress but not its documents (`GET /v1/jobs/{job_id}`)."""
-    rows, total = services.store.list_jobs(limit, offset, status)
-    return JobList(jobs=[job_summary_view(r) for r in rows], total=total, limit=limit, offset=offset)
+    page = page_request(limit, offset, after)
+    rows, total = services.store.list_jobs(page.limit, page.offset, status, page.after)
+    jobs = [job_summary_view(r) for r in rows]
+    return JobList(jobs=jobs, total=total, limit=limit, offset=offset, next_cursor=next_cursor(rows, limit))
 
 
 def existing_job(services: Services, job_id: str) -> Job:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, Uploa
 
 from service.datasets import unpack_dataset
 from service.errors import TrainingRunNotFoundError
-from service.routes.paging import PageLimit, PageOffset
+from service.routes.paging import PageAfter, PageLimit, PageOffset, next_cursor, page_request
 from service.routes.uploads import read_upload
 from service.schemas import Problem, Status, TrainingRun, TrainingRunList
 from service.views import run_summary_view, run_view
@@ -67,13 +67,16 @@ def create_run(
 def list_runs(
     limit: int = PageLimit,
     offset: int = PageOffset,
+    after: str | None = PageAfter,
     status: Status | None = Query(None, description="Only the training runs with this status."),
     services: Services = Depends(get_services),
 ) -> TrainingRunList:
     """Newest first; each run with its progress but not its metrics (`GET /v1/training-runs/{run_id}`)."""
-    rows, total = services.store.list_runs(limit, offset, status)
+    page = page_request(limit, offset, after)
+    rows, total = services.store.list_runs(page.limit, page.offset, status, page.after)
     runs = [run_summary_view(r) for r in rows]
-    return TrainingRunList(training_runs=runs, total=total, limit=limit, offset=offset)
+    cursor = next_cursor(rows, limit)
+    return TrainingRunList(training_runs=runs, total=total, limit=limit, offset=offset, next_cursor=cursor)
 
 
 def existing_run(services: Services, run_id: str) -> TrainingRun:

@@ -211,6 +211,18 @@ def test_job_pages_hold_every_job_once(api: TestClient):
     assert [job["id"] for page in pages for job in page["jobs"]] == ids[::-1]
 
 
+def test_job_cursor_pages_with_a_status_filter(api: TestClient):
+    ids = queued_jobs(api, 5)
+    assert api.delete(f"/v1/jobs/{ids[3]}").status_code == 200
+    first = api.get("/v1/jobs", params={"limit": 2, "status": "queued"}).json()
+    new = queued_jobs(api, 1)  # created between the two requests: not on the later pages
+    after = {"limit": 2, "status": "queued", "after": first["next_cursor"]}
+    second = api.get("/v1/jobs", params=after).json()
+    assert [job["id"] for page in (first, second) for job in page["jobs"]] == [ids[4], ids[2], ids[1], ids[0]]
+    assert second["next_cursor"] is not None and second["total"] == 5 + len(new) - 1
+    assert listed(api, status="queued", limit=2, after=second["next_cursor"]) == []
+
+
 def test_jobs_filtered_by_status(api: TestClient):
     ids = queued_jobs(api, 5)
     for job_id in (ids[0], ids[3]):

@@ -147,6 +147,14 @@ def test_run_pages_and_status_filter(api: TestClient, synthetic_dataset: Path):
     assert listed_runs(api, status="succeeded") == []
 
 
+def test_run_cursor_pages(api: TestClient, synthetic_dataset: Path):
+    ids = queued_runs(api, synthetic_dataset, 3)
+    first = api.get("/v1/training-runs", params={"limit": 2}).json()
+    assert [run["id"] for run in first["training_runs"]] == [ids[2], ids[1]]
+    rest = listed_runs(api, limit=2, after=first["next_cursor"])
+    assert rest == [ids[0]]
+
+
 def test_bad_run_list_requests(api: TestClient):
     body = problem(api.get("/v1/training-runs", params={"status": "finished"}), 422, "validation-error")
     assert [error["loc"] for error in body["errors"]] == [["query", "status"]]
