@@ -4,8 +4,8 @@ import numpy as np
 
 from model.boxes import normalize_box
 from model.config import FUNSD_ENTITY_LABELS, LabelSet
-from model.dataset import document_example, ordered_tags, split_validation
-from model.funsd import read_dataset
+from model.dataset import document_example, ordered_tags, relation_schema, split_validation
+from model.funsd import Document, Entity, read_dataset
 
 LABELS = LabelSet(FUNSD_ENTITY_LABELS)
 
@@ -60,3 +60,16 @@ def test_split_validation_is_seeded_and_disjoint():
     assert (train, val) == split_validation(names, 0.1, seed=3)
     assert len(val) == 2 and not set(train) & set(val) and sorted(train + val) == list(range(20))
     assert split_validation(["one"], 0.5, 0) == ([0], [])
+
+
+def test_relation_schema_keeps_the_linked_label_pairs_of_known_labels():
+    def entity(entity_id: int, label: str) -> Entity:
+        return Entity(entity_id, label, "x", (0, 0, 1, 1), ())
+
+    entities = (entity(0, "header"), entity(1, "question"), entity(2, "answer"), entity(3, "date"))
+    links = ((0, 1), (1, 2), (1, 3))  # "date" is not in the label set: its link is not a schema pair
+    document = Document("d", Path("d.png"), 10, 10, entities, links)
+    schema = relation_schema([document], LabelSet(("header", "question", "answer")))
+    assert schema is not None and set(schema.pairs) == {("header", "question"), ("question", "answer")}
+    unlinked = Document("u", Path("u.png"), 10, 10, entities, ())
+    assert relation_schema([unlinked], LabelSet(("header", "question", "answer"))) is None
