@@ -31,8 +31,6 @@ def section(c: Canvas, y: int, text: str) -> tuple[Entity | None, int]:
     if c.rng.random() < 0.35:
         c.rule(c.left, y, c.right, y, c.rng.choice((1.0, 2.0)))
         y += c.gap(4, 8)
-    if c.rng.random() < 0.4 and not text.endswith(":"):  # FUNSD: 28% of headers end with a colon
-        text += ":"
     entity = c.text("header", text, c.left + c.rng.choice((0, 0, c.px(20))), y, c.fonts.section)
     return entity, (entity.bottom if entity else y) + c.gap(6, 14)
 
@@ -51,7 +49,7 @@ def kv(
     key sits under a rule, like a signature line). Sometimes the value is missing (an empty field)."""
     spec, rng = FIELDS[field_name], c.rng
     max_x = max_x or c.right
-    value = "" if rng.random() < 0.2 else c.values.make(spec.kind)  # FUNSD: 21% of questions have no answer
+    value = "" if rng.random() < 0.1 else c.values.make(spec.kind)
     if placement == "above" and value:
         return _kv_above(c, x, y, field_name, value, max_x, header)
     key = c.text("question", key_text(rng, spec), x, y, c.fonts.key, field_name, max_x)
