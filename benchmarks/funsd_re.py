@@ -103,6 +103,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--lr", type=float, default=TrainOptions.lr, help="lr of the pre-trained weights")
     parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=RESULTS,
+        help="results file (e.g. a candidate's); BENCHMARKS.md's table is updated from the default one only",
+    )
     args = parser.parse_args()
     seconds = epochs = None
     model_dir = args.model
@@ -120,14 +126,15 @@ def main() -> None:
         seconds, epochs = train_joint(args.data, args.work, options)
         model_dir = args.work / "best"
     report = evaluate_model_dir(model_dir, args.data / "testing_data", threshold=args.threshold)
-    previous = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+    previous = json.loads(args.results.read_text(encoding="utf-8")) if args.results.exists() else {}
     if args.model is not None and Path(previous.get("model_dir", "")) == model_dir:  # a re-score
         seconds, epochs, args.init = previous["train_wall_seconds"], previous["epochs_run"], previous["init"]
     result = result_record(report, model_dir, seconds, epochs)
     result["init"] = args.init  # with --model: say how that model started
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    update_table(table(result), *MARKERS)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if args.results == RESULTS:
+        update_table(table(result), *MARKERS)
     print(table(result))
 
 
