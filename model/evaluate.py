@@ -125,9 +125,9 @@ def link_probabilities(
     if len(inputs.pairs) == 0:
         return inputs.pairs, np.zeros(0, dtype=np.float32)
     tensors = [word_states[group.first_words], inputs.entity_labels, inputs.pairs, inputs.features]
-    arrays = {str(i): np.ascontiguousarray(t)[None] for i, t in enumerate(tensors)}
-    batch = as_tensors(arrays, model_device(model))
-    logits = model.relation_head(*batch.values())
+    device = model_device(model)
+    batch = (torch.from_numpy(np.ascontiguousarray(t))[None].to(device) for t in tensors)
+    logits = model.relation_head(*batch)
     return inputs.pairs, sigmoid(logits[0].cpu().numpy())
 
 

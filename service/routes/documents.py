@@ -6,7 +6,7 @@ from PIL import Image
 from service.errors import DocumentNotFoundError, ResultNotFoundError
 from service.overlay import overlay_png
 from service.pages import load_document
-from service.routes.paging import PageAfter, PageLimit, PageOffset, next_cursor, page_request
+from service.routes.paging import PageAfter, PageLimit, PageOffset, next_cursor, requested_cursor
 from service.routes.uploads import UNREADABLE, checked_upload
 from service.schemas import DocumentList, ExtractionResult, PageResult, Problem, StoredDocument
 from service.views import document_view
@@ -53,8 +53,8 @@ def list_documents(
     services: Services = Depends(get_services),
 ) -> DocumentList:
     """One page of stored documents, newest first (like the job and training-run lists)."""
-    page = page_request(limit, offset, after)
-    rows, total = services.store.list_documents(page.limit, page.offset, page.after)
+    cursor_after = requested_cursor(offset, after)
+    rows, total = services.store.list_documents(limit, offset, cursor_after)
     documents = [document_view(r) for r in rows]
     cursor = next_cursor(rows, limit)
     return DocumentList(documents=documents, total=total, limit=limit, offset=offset, next_cursor=cursor)

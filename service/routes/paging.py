@@ -7,7 +7,6 @@ last item seen, whatever was created meanwhile."""
 import base64
 import binascii
 import json
-from dataclasses import dataclass
 
 from fastapi import Query
 
@@ -24,18 +23,14 @@ PageAfter = Query(
 MAX_SEQUENCE = 2**62
 
 
-@dataclass(frozen=True)
-class PageRequest:
-    limit: int
-    offset: int
-    after: Cursor | None
-
-
-def page_request(limit: int, offset: int, after: str | None) -> PageRequest:
-    """The page asked for; a cursor that is not one of ours, or a cursor with an offset, is refused."""
-    if after is not None and offset:
+def requested_cursor(offset: int, after: str | None) -> Cursor | None:
+    """The cursor a list request pages after (None: page by offset); a cursor that is not one of ours, or a
+    cursor with an offset, is refused."""
+    if after is None:
+        return None
+    if offset:
         raise InvalidCursorError("give either offset or after (a next_cursor), not both")
-    return PageRequest(limit, offset, decode_cursor(after) if after is not None else None)
+    return decode_cursor(after)
 
 
 def encode_cursor(cursor: Cursor) -> str:

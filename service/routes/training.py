@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, Uploa
 
 from service.datasets import unpack_dataset
 from service.errors import TrainingRunNotFoundError
-from service.routes.paging import PageAfter, PageLimit, PageOffset, next_cursor, page_request
+from service.routes.paging import PageAfter, PageLimit, PageOffset, next_cursor, requested_cursor
 from service.routes.uploads import read_upload
 from service.schemas import Problem, Status, TrainingRun, TrainingRunList
 from service.views import run_summary_view, run_view
@@ -72,8 +72,8 @@ def list_runs(
     services: Services = Depends(get_services),
 ) -> TrainingRunList:
     """Newest first; each run with its progress but not its metrics (`GET /v1/training-runs/{run_id}`)."""
-    page = page_request(limit, offset, after)
-    rows, total = services.store.list_runs(page.limit, page.offset, status, page.after)
+    cursor_after = requested_cursor(offset, after)
+    rows, total = services.store.list_runs(limit, offset, status, cursor_after)
     runs = [run_summary_view(r) for r in rows]
     cursor = next_cursor(rows, limit)
     return TrainingRunList(training_runs=runs, total=total, limit=limit, offset=offset, next_cursor=cursor)

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.errors import InvalidCursorError
-from service.routes.paging import MAX_SEQUENCE, decode_cursor, encode_cursor, next_cursor, page_request
+from service.routes.paging import MAX_SEQUENCE, decode_cursor, encode_cursor, next_cursor, requested_cursor
 from tests.service.routes.test_documents import upload
 from tests.service.routes.test_extract import problem
 from tests.service.support import words_document
@@ -40,11 +40,11 @@ def test_foreign_cursors_are_refused(text: str):
         decode_cursor(text)
 
 
-def test_page_requests():
-    assert page_request(10, 5, None).offset == 5 and page_request(10, 5, None).after is None
-    assert page_request(10, 0, encode_cursor(("t", 3))).after == ("t", 3)
+def test_requested_cursors():
+    assert requested_cursor(5, None) is None  # offset paging
+    assert requested_cursor(0, encode_cursor(("t", 3))) == ("t", 3)
     with pytest.raises(InvalidCursorError, match="not both"):
-        page_request(10, 5, encode_cursor(("t", 3)))
+        requested_cursor(5, encode_cursor(("t", 3)))
 
 
 def test_a_cursor_is_given_after_full_pages_only():
