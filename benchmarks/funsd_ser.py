@@ -81,6 +81,7 @@ def run_one(
     synthetic_init: Path,
     tag: str = "",
     tokenizer: Path | None = None,
+    attention_dropout: float | None = None,
 ) -> dict[str, object]:
     spec = RUNS[name]
     inputs = InputOptions(word_order=str(spec["word_order"]), box_level=str(spec["box_level"]))
@@ -96,6 +97,8 @@ def run_one(
         use_visual=bool(spec.get("use_visual", True)),
         use_spatial_bias=bool(spec.get("use_spatial_bias", True)),
     )
+    if attention_dropout is not None:
+        config = config.with_changes(attention_dropout=attention_dropout)
     label = f"{name}+{tag}" if tag else name
     out = work / label
     started = time.monotonic()
@@ -125,6 +128,8 @@ def run_one(
         "batch_size": options.batch_size,
         "device": str(device_for(0)),
         "ema_decay": options.ema_decay,
+        "bf16": options.bf16,
+        "attention_dropout": config.attention_dropout,
         "augmentation": asdict(options.augmentation),
         "test": report.to_dict(),
         "f1": report.micro.f1,
@@ -229,6 +234,10 @@ def main() -> None:
     )
     parser.add_argument("--lr-new", type=float, default=TrainOptions.lr_new, help="lr of the new parameters")
     parser.add_argument("--batch-size", type=int, default=TrainOptions.batch_size)
+    parser.add_argument("--bf16", action="store_true", help="training steps under bfloat16 autocast")
+    parser.add_argument(
+        "--attention-dropout", type=float, default=None, help="attention-probability dropout (default 0.1)"
+    )
     parser.add_argument("--tag", default="", help="a recipe variant: recorded as RUN+TAG, in its own folder")
     parser.add_argument(
         "--results",
@@ -263,10 +272,20 @@ def main() -> None:
         batch_size=args.batch_size,
         ema_decay=args.ema_decay,
         augmentation=Augmentation(args.token_mask_rate, args.box_jitter),
+        bf16=args.bf16,
     )
     results: dict[str, dict[str, object]] = {}
     for name in names:
-        result = run_one(name, args.data, args.work, base, args.synthetic_init, args.tag, args.tokenizer)
+        result = run_one(
+            name,
+            args.data,
+            args.work,
+            base,
+            args.synthetic_init,
+            args.tag,
+            args.tokenizer,
+            args.attention_dropout,
+        )
         results = record_result(str(result["run"]), result, args.results)
         print(f"[{result['run']}] test entity F1 {result['f1']:.4f}", flush=True)
     if args.results == RESULTS:

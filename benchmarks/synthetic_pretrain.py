@@ -29,7 +29,7 @@ from typing import Any
 from funsd_ser import ROOT, git_sha, update_table
 
 from model.artifact import InputOptions
-from model.config import minilm_config
+from model.config import ModelConfig, minilm_config
 from model.evaluate import evaluate_model_dir
 from model.funsd import Document, read_dataset
 from model.minilm import minilm_tokenizer_path
@@ -39,7 +39,9 @@ RESULTS = ROOT / "benchmarks" / "results" / "synthetic_pretrain.json"
 TABLE_START, TABLE_END = "<!-- synthetic_pretrain:start -->", "<!-- synthetic_pretrain:end -->"
 
 
-def train(documents: list[Document], out: Path, options: TrainOptions, label: str) -> float:
+def train(
+    documents: list[Document], out: Path, options: TrainOptions, label: str, config: ModelConfig | None = None
+) -> float:
     """Train into `out` (best epoch in `out/best`) and return the wall time in seconds."""
 
     def log(event: dict[str, float]) -> None:
@@ -50,7 +52,8 @@ def train(documents: list[Document], out: Path, options: TrainOptions, label: st
                   f"val F1 {event['val_f1']:.4f}{extra}", flush=True)  # fmt: skip
 
     started = time.monotonic()
-    prepare_trainer(documents, out, options, minilm_config(), minilm_tokenizer_path(), on_progress=log).run()
+    config = config or minilm_config()
+    prepare_trainer(documents, out, options, config, minilm_tokenizer_path(), on_progress=log).run()
     return time.monotonic() - started
 
 
@@ -76,9 +79,10 @@ def pretrain(size: int, args: argparse.Namespace, recipe: TrainOptions) -> tuple
     if len(documents) < size:
         raise SystemExit(f"{args.synth} has {len(documents)} pages, fewer than {size}")
     epochs = max(1, math.ceil(args.pretrain_pages / size))
-    options = replace(recipe, epochs=epochs, validation_fraction=0.05, init="minilm")
+    options = replace(recipe, epochs=epochs, validation_fraction=0.05, init="minilm", bf16=args.pretrain_bf16)
+    config = minilm_config().with_changes(attention_dropout=args.pretrain_attention_dropout)
     out = args.work / f"pretrain-{size}{args.tag}"
-    return out / "best", train(documents, out, options, out.name)
+    return out / "best", train(documents, out, options, out.name, config)
 
 
 def finetune_recipe(args: argparse.Namespace) -> TrainOptions:
@@ -183,6 +187,15 @@ def main() -> None:
     )
     parser.add_argument("--pretrain-pages", type=int, default=1500, help="pages seen in each pre-training")
     parser.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs on FUNSD")
+    parser.add_argument(
+        "--pretrain-bf16", action="store_true", help="pre-training steps under bfloat16 autocast"
+    )
+    parser.add_argument(
+        "--pretrain-attention-dropout",
+        type=float,
+        default=ModelConfig.attention_dropout,
+        help="attention dropout while pre-training (fine-tuning keeps the default)",
+    )
     parser.add_argument("--order", choices=("annotation", "reading"), default="annotation")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(

@@ -54,6 +54,7 @@ class TrainOptions:
     relation_weight: float = 0.5  # joint training cost 1.6 entity-F1 points at 1.0, 0.8 at 0.5
     ema_decay: float | None = None  # evaluate and keep an exponential moving average of the weights
     augmentation: Augmentation = field(default_factory=Augmentation)  # input noise (off by default)
+    bf16: bool = False  # training steps' forward under bfloat16 autocast (CPUs with AVX512-BF16/AMX, GPUs)
 
 
 @dataclass
@@ -185,17 +186,22 @@ def train_step(
     pad_id: int,
     relation_weight: float = 1.0,
     noise: InputNoise | None = None,
+    bf16: bool = False,
 ) -> torch.Tensor:
+    """The batch's loss (fp32; with `bf16` the forward's matrix products run in bfloat16)."""
     windows = [pages[p].windows[w] for p, w in batch]
     arrays = collate(windows, [pages[p].pixels for p, _ in batch], pad_id)
     device = model_device(model)
     inputs = as_tensors(noise(arrays) if noise else arrays, device)
     labels = torch.from_numpy(collate_labels(windows)).to(device)
-    states, logits = model.states_and_logits(**inputs)
-    loss = nn.functional.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
     relation_items = [pages[p].relations[w] for p, w in batch if pages[p].relations is not None]  # type: ignore[index]
-    extra = relation_loss(model, states, relation_items) if len(relation_items) == len(batch) else None
-    return loss if extra is None else loss + relation_weight * extra
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        states, logits = model.states_and_logits(**inputs)
+        extra = relation_loss(model, states, relation_items) if len(relation_items) == len(batch) else None
+    loss = nn.functional.cross_entropy(
+        logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX
+    )
+    return loss if extra is None else loss + relation_weight * extra.float()
 
 
 @dataclass
@@ -284,8 +290,9 @@ class Trainer:
         noise = self._input_noise(epoch)
         losses = []
         for batch in batches(self.train_pages, self.options.batch_size, rng):
+            options = self.options
             loss = train_step(
-                self.model, self.train_pages, batch, self.pad_id, self.options.relation_weight, noise
+                self.model, self.train_pages, batch, self.pad_id, options.relation_weight, noise, options.bf16
             )
             apply_step(
                 loss, self.model, self.optimizer, self.scheduler, self.options.max_grad_norm, self.step

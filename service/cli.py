@@ -217,6 +217,10 @@ def train(
     no_visual: Annotated[bool, typer.Option(help="Ablation: no visual tokens.")] = False,
     no_spatial_bias: Annotated[bool, typer.Option(help="Ablation: no spatial-aware attention bias.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last if present.")] = False,
+    bf16: Annotated[
+        bool,
+        typer.Option(help="Training steps under bfloat16 autocast (faster on CPUs with AVX512-BF16/AMX)."),
+    ] = False,
     relations: Annotated[bool, typer.Option(help="Train the relation head when the data has links.")] = True,
     relation_pairs: Annotated[
         str | None,
@@ -247,6 +251,7 @@ def train(
         inputs=InputOptions(word_order=word_order, box_level=box_level),
         relations=relations,
         relation_pairs=_parse_pairs(relation_pairs),
+        bf16=bf16,
     )
     try:
         documents = read_dataset(data)

@@ -25,6 +25,7 @@ from model.train import (
     initialised_model,
     parameter_groups,
     prepare_trainer,
+    train_step,
 )
 
 TINY_OPTIONS = TrainOptions(
@@ -170,6 +171,29 @@ def test_augmented_training_sees_other_inputs_and_still_fits(two_documents, tmp_
     noisy = losses(Augmentation(token_mask_rate=0.3, box_jitter=20), tmp_path / "noisy")
     assert noisy != plain and noisy[-1] < noisy[0]
     assert noisy == losses(Augmentation(token_mask_rate=0.3, box_jitter=20), tmp_path / "again")  # seeded
+
+
+def test_bf16_training_steps_track_fp32_and_still_fit(two_documents, tmp_path: Path):
+    def run(bf16: bool, out: Path) -> list[float]:
+        options = replace(TINY_OPTIONS, epochs=6, bf16=bf16)
+        trainer = prepare_trainer(two_documents, out, options, NO_DROPOUT, minilm_tokenizer_path())
+        return [h.loss for h in trainer.run()]
+
+    fp32, bf16 = run(False, tmp_path / "fp32"), run(True, tmp_path / "bf16")
+    assert bf16 != fp32  # the autocast really changed the arithmetic
+    assert bf16[0] == pytest.approx(fp32[0], rel=0.05)  # same start, same data: the losses agree closely
+    assert bf16[-1] < bf16[0] / 2
+
+
+def test_every_parameter_gets_a_gradient_from_a_bf16_step(two_documents, tmp_path: Path):
+    options = replace(TINY_OPTIONS, bf16=True)
+    trainer = prepare_trainer(two_documents, tmp_path, options, NO_DROPOUT, minilm_tokenizer_path())
+    batch = [(page, 0) for page in range(len(trainer.train_pages))]
+    loss = train_step(trainer.model, trainer.train_pages, batch, trainer.pad_id, bf16=True)
+    assert loss.dtype == torch.float32
+    loss.backward()
+    missing = [n for n, p in trainer.model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
 
 
 def test_budget_stops_training(two_documents, tmp_path: Path):
