@@ -289,14 +289,12 @@ class Trainer:
         rng = random.Random(self.options.seed * 1000 + epoch)
         noise = self._input_noise(epoch)
         losses = []
-        for batch in batches(self.train_pages, self.options.batch_size, rng):
-            options = self.options
+        options = self.options
+        for batch in batches(self.train_pages, options.batch_size, rng):
             loss = train_step(
                 self.model, self.train_pages, batch, self.pad_id, options.relation_weight, noise, options.bf16
             )
-            apply_step(
-                loss, self.model, self.optimizer, self.scheduler, self.options.max_grad_norm, self.step
-            )
+            apply_step(loss, self.model, self.optimizer, self.scheduler, options.max_grad_norm, self.step)
             self.step += 1
             if self.average:
                 self.average.update(self.model)
