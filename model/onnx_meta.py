@@ -8,6 +8,7 @@ Graph outputs are listed in ONE place, `OUTPUT_NAMES`, in the order the exported
 appending its name here; the exporter, the metadata and the runtime's session call all follow.
 """
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,19 @@ OUTPUT_NAMES: tuple[str, ...] = (ENTITY_LOGITS, TEXT_STATES)
 RELATION_FILE = "relation.onnx"
 RELATION_INPUT_NAMES: tuple[str, ...] = ("entity_states", "entity_labels", "pair_index", "pair_features")
 RELATION_LOGITS = "relation_logits"
+# The modules whose code decides what an export of given weights computes: the graph, its inputs, and how
+# it is exported and quantised. An export made by other versions of them is stale.
+GRAPH_SOURCES: tuple[str, ...] = ("config.py", "features.py", "layers.py", "network.py", "export.py")
+
+
+def graph_source_digest(
+    folder: Path = Path(__file__).parent, sources: tuple[str, ...] = GRAPH_SOURCES
+) -> str:
+    """sha256 over the source of the modules that define the exported graph (read as files: no torch)."""
+    digest = hashlib.sha256()
+    for name in sources:
+        digest.update(name.encode() + b"\0" + (folder / name).read_bytes())
+    return digest.hexdigest()
 
 
 def output_names(has_relations: bool) -> tuple[str, ...]:

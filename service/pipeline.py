@@ -31,7 +31,7 @@ from PIL import Image
 from model.artifact import META_FILE, WEIGHTS_FILE
 from model.boxes import union_box
 from model.bundled import bundled_model_dir
-from model.onnx_meta import ONNX_META_FILE
+from model.onnx_meta import ONNX_META_FILE, graph_source_digest
 from model.runtime import PageWords
 from service.document import Page
 from service.ocr import ocr_pages
@@ -280,8 +280,9 @@ def extract_document(
 
 
 def model_fingerprint(model_dir: Path) -> str:
-    """Short hash of a model folder's metadata and weights: names its exported copy."""
-    digest = hashlib.sha256()
+    """Short hash of a model folder's metadata and weights and of the code that exports them: names its
+    exported copy, so an upgrade that changes the graph code exports again instead of reusing a stale copy."""
+    digest = hashlib.sha256(graph_source_digest().encode())
     for name in (META_FILE, WEIGHTS_FILE):
         with (model_dir / name).open("rb") as stream:
             for chunk in iter(lambda: stream.read(1 << 20), b""):

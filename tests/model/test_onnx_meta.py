@@ -1,8 +1,10 @@
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
+import model.onnx_meta as onnx_meta_module
 from model.artifact import ArtifactMeta
 from model.config import FUNSD_ENTITY_LABELS, LabelSet, tiny_config
 from model.onnx_meta import ENTITY_LOGITS, OUTPUT_NAMES, VARIANT_FILES, OnnxMeta
@@ -45,3 +47,13 @@ def test_bad_metadata_is_refused(tmp_path: Path, key: str, value, message: str):
     (tmp_path / "onnx.json").write_text(json.dumps(data))
     with pytest.raises(ValueError, match=message):
         OnnxMeta.load(tmp_path)
+
+
+def test_the_graph_source_digest_follows_the_graph_code(tmp_path: Path):
+    model_dir = Path(onnx_meta_module.__file__).parent
+    for name in onnx_meta_module.GRAPH_SOURCES:
+        shutil.copy(model_dir / name, tmp_path / name)
+    assert onnx_meta_module.graph_source_digest(tmp_path) == onnx_meta_module.graph_source_digest()
+    with (tmp_path / "layers.py").open("a") as stream:
+        stream.write("\n# changed\n")
+    assert onnx_meta_module.graph_source_digest(tmp_path) != onnx_meta_module.graph_source_digest()

@@ -20,6 +20,7 @@ from model.onnx_meta import ONNX_META_FILE
 from model.runtime import Runtime
 from model.synthetic import SyntheticPage, write_funsd_dataset, write_pdf, write_tiff
 from model.train import TrainOptions, prepare_trainer
+from service import pipeline
 from service.cli import app
 from service.errors import PageSelectionError, UnsupportedFormatError
 from service.overlay import ARROW_COLOUR, label_colour, render_overlay
@@ -304,6 +305,12 @@ def test_serving_dir_is_exported_once_and_reused(trained_dir: Path, data_dir: Pa
     assert serving_model_dir(settings, trained_dir) == serving_dir
     assert (serving_dir / ONNX_META_FILE).stat().st_mtime_ns == stamp
     assert serving_model_dir(settings, serving_dir) == serving_dir  # an ONNX folder is used as is
+
+
+def test_new_graph_code_means_a_new_export_folder(trained_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    before = pipeline.model_fingerprint(trained_dir)
+    monkeypatch.setattr(pipeline, "graph_source_digest", lambda: "other graph code")
+    assert pipeline.model_fingerprint(trained_dir) != before
 
 
 def test_serving_dir_of_a_folder_without_a_model(tmp_path: Path):
