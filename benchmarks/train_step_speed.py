@@ -2,8 +2,10 @@
 the choices that trade arithmetic for speed: fp32 or bfloat16 autocast (`TrainOptions.bf16`), attention
 dropout on (0.1, MiniLM's) or off.
 
-One batch of 4 windows of 512 text tokens + 49 visual tokens, random inputs (the step's cost depends on
-shapes, not values), median of `--repeats` steps after one warm-up step, `--threads` torch threads.
+The update is the trainer's own (`model.train.apply_step`: finiteness check, backward, gradient
+clipping, AdamW, schedule). One batch of 4 windows of 512 text tokens + 49 visual tokens, random inputs
+(the step's cost depends on shapes, not values), median of `--repeats` steps after one warm-up step,
+`--threads` torch threads.
 
     .venv/bin/python benchmarks/train_step_speed.py --threads 2
 
@@ -21,6 +23,7 @@ import torch
 
 from model.config import minilm_config
 from model.network import EntityTagger
+from model.train import TrainOptions, apply_step
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "train_step_speed.json"
@@ -42,6 +45,7 @@ def step_seconds(attention_dropout: float, bf16: bool, repeats: int) -> float:
     generator = torch.Generator().manual_seed(0)
     model = EntityTagger(minilm_config().with_changes(attention_dropout=attention_dropout), NUM_TAGS).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
     inputs = random_batch(4, 512, generator)
     labels = torch.randint(0, NUM_TAGS, (4, 512), generator=generator)
 
@@ -50,9 +54,9 @@ def step_seconds(attention_dropout: float, bf16: bool, repeats: int) -> float:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(**inputs)
         loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), labels.flatten())
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        apply_step(
+            loss, model, optimizer, scheduler, TrainOptions.max_grad_norm, step=0
+        )  # the trainer's update
         return time.perf_counter() - started
 
     step()
