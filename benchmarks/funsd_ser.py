@@ -34,6 +34,7 @@ from model.evaluate import evaluate_model_dir
 from model.funsd import read_dataset
 from model.minilm import minilm_tokenizer_path
 from model.network import device_for
+from model.soup import average_models
 from model.train import TrainOptions, prepare_trainer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,6 +174,36 @@ def rescore(data: Path) -> dict[str, dict[str, object]]:
     return results
 
 
+def soup_one(names: list[str], tag: str, data: Path, work: Path, results: Path) -> dict[str, object]:
+    """Average the recorded runs' kept models (`model.soup`) and score the average on the test set. The runs
+    are meant to have trained side by side, one thread each: the soup's wall time is the longest of theirs."""
+    recorded = json.loads(results.read_text()) if results.is_file() else {}
+    missing = [name for name in names if name not in recorded]
+    if missing:
+        raise SystemExit(f"--soup: no recorded runs {missing} in {results}")
+    runs = [recorded[name] for name in names]
+    label = f"{names[0].split('+')[0]}+{tag}"
+    out = average_models([Path(str(run["model_dir"])) for run in runs], work / label)
+    report = evaluate_model_dir(out, data / "testing_data").entities
+    return {
+        **{key: runs[0][key] for key in ("spec", "lr", "lr_new", "batch_size", "bf16", "attention_dropout")},
+        "run": label,
+        "soup_of": names,
+        "ingredient_f1": [run["f1"] for run in runs],
+        "test": report.to_dict(),
+        "f1": report.micro.f1,
+        "precision": report.micro.precision,
+        "recall": report.micro.recall,
+        "best_epoch": "+".join(str(run["best_epoch"]) for run in runs),
+        "epochs_run": "+".join(str(run["epochs_run"]) for run in runs),
+        "train_wall_seconds": max(float(str(run["train_wall_seconds"])) for run in runs),
+        "seed": [run["seed"] for run in runs],
+        "git_sha": git_sha(),
+        "model_dir": str(out),
+        "init": runs[0]["init"],
+    }
+
+
 def markdown_table(results: dict[str, dict[str, object]]) -> str:
     lines = [
         "| run | word order | boxes | test entity F1 | P | R | best epoch / run | train wall time |",
@@ -246,6 +277,11 @@ def main() -> None:
         help="results file; BENCHMARKS.md's table is updated only from the default one",
     )
     parser.add_argument(
+        "--soup",
+        default=None,
+        help="comma list of recorded runs to average (model soup) and score, recorded as RUN+TAG",
+    )
+    parser.add_argument(
         "--rescore", action="store_true", help="re-score the recorded runs' models with the current decoding"
     )
     parser.add_argument(
@@ -257,6 +293,15 @@ def main() -> None:
     args = parser.parse_args()
     if args.rescore:
         update_table(markdown_table(rescore(args.data)))
+        return
+    if args.soup:
+        if not args.tag:
+            parser.error("--soup needs a --tag to name the average")
+        result = soup_one(args.soup.split(","), args.tag, args.data, args.work, args.results)
+        results = record_result(str(result["run"]), result, args.results)
+        print(f"[{result['run']}] test entity F1 {result['f1']:.4f} (ingredients {result['ingredient_f1']})")
+        if args.results == RESULTS:
+            update_table(markdown_table(results))
         return
     names = [n for item in args.runs.split(",") for n in GROUPS.get(item, [item])]
     unknown = [n for n in names if n not in RUNS]

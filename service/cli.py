@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from service import __version__
+from service.cli_average import average
 
 if TYPE_CHECKING:
     from model.config import ModelConfig
@@ -369,6 +370,9 @@ def export(
 
     for path in export_onnx(model or bundled_model_dir(), out, int8=int8):
         typer.echo(f"wrote {path}")
+
+
+app.command()(average)
 
 
 @app.command()

@@ -1,0 +1,75 @@
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from model.artifact import WEIGHTS_FILE, ArtifactMeta
+from model.checkpoint import load_model, save_model
+from model.config import FUNSD_ENTITY_LABELS, LabelSet, tiny_config
+from model.features import load_tokenizer, vocab_sha256
+from model.minilm import minilm_tokenizer_path
+from model.network import EntityTagger
+from model.soup import SoupError, average_models
+
+TOKENIZER = minilm_tokenizer_path()
+
+
+def base_meta() -> ArtifactMeta:
+    labels = LabelSet(FUNSD_ENTITY_LABELS)
+    return ArtifactMeta(
+        tiny_config(), labels, vocab_sha256(load_tokenizer(TOKENIZER)), training={"init": "start"}
+    )
+
+
+def saved_model(directory: Path, seed: int, meta: ArtifactMeta | None = None) -> Path:
+    meta = meta or base_meta()
+    torch.manual_seed(seed)
+    return save_model(EntityTagger(meta.config, meta.label_set.num_tags), meta, TOKENIZER, directory)
+
+
+def test_the_soup_is_the_element_wise_mean_and_loads_as_a_model(tmp_path: Path):
+    first, second = saved_model(tmp_path / "a", 1), saved_model(tmp_path / "b", 2)
+    out = average_models([first, second], tmp_path / "soup")
+    weights = [load_file(str(d / WEIGHTS_FILE)) for d in (first, second, out)]
+    for name, tensor in weights[2].items():
+        torch.testing.assert_close(tensor, (weights[0][name] + weights[1][name]) / 2, msg=name)
+    model, meta = load_model(out)
+    assert meta.training["soup_of"] == [str(first), str(second)]
+    assert meta.training["init"] == "start"
+    assert meta.label_set == base_meta().label_set
+    loaded = model.state_dict()
+    for name, tensor in weights[2].items():
+        assert torch.equal(loaded[name], tensor), name
+
+
+def test_averaging_copies_of_one_model_gives_that_model_back(tmp_path: Path):
+    first, second = saved_model(tmp_path / "a", 3), saved_model(tmp_path / "b", 3)
+    out = average_models([first, second], tmp_path / "soup")
+    original, soup = load_file(str(first / WEIGHTS_FILE)), load_file(str(out / WEIGHTS_FILE))
+    assert original.keys() == soup.keys()
+    for name in original:
+        assert torch.equal(original[name], soup[name]), name
+
+
+def test_models_from_different_starting_points_are_refused(tmp_path: Path):
+    first = saved_model(tmp_path / "a", 1)
+    second = saved_model(tmp_path / "b", 2, replace(base_meta(), training={"init": "elsewhere"}))
+    with pytest.raises(SoupError, match="one starting point"):
+        average_models([first, second], tmp_path / "soup")
+    assert not (tmp_path / "soup").exists()
+
+
+def test_models_with_different_label_sets_are_refused(tmp_path: Path):
+    first = saved_model(tmp_path / "a", 1)
+    second = saved_model(tmp_path / "b", 2, replace(base_meta(), label_set=LabelSet(("total", "date"))))
+    with pytest.raises(SoupError, match="label set"):
+        average_models([first, second], tmp_path / "soup")
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_fewer_than_two_distinct_models_are_refused(tmp_path: Path, count: int):
+    first = saved_model(tmp_path / "a", 1)
+    with pytest.raises(SoupError):
+        average_models([first] * count, tmp_path / "soup")
