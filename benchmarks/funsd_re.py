@@ -18,7 +18,7 @@ from pathlib import Path
 
 from funsd_ser import ROOT, git_sha, update_table
 
-from model.artifact import InputOptions
+from model.artifact import ArtifactMeta, InputOptions
 from model.config import minilm_config
 from model.evaluate import EvaluationReport, evaluate_model_dir
 from model.funsd import read_dataset
@@ -63,12 +63,19 @@ def table(result: dict[str, object]) -> str:
     lines = [
         "| model | relation F1, gold entities | relation F1, end to end | entity F1 |",
         "| --- | --- | --- | --- |",
-        f"| docextract joint ({start}, {result['epochs_run']} epochs) "
+        f"| docextract joint ({start}, {fine_tuning(result)}) "
         f"| **{result['relation_f1_gold']:.4f}** | {result['relation_f1_end_to_end']:.4f} "
         f"| {result['entity_f1']:.4f} |",
     ]
     lines += [f"| {name} | {f1:.4f} | | |" for name, f1 in ANCHORS]
     return "\n".join(lines)
+
+
+def fine_tuning(result: dict[str, object]) -> str:
+    soup_of = result.get("soup_of")
+    if isinstance(soup_of, list):
+        return f"weight average of {len(soup_of)} fine-tunings"
+    return f"{result['epochs_run']} epochs"
 
 
 def result_record(
@@ -96,7 +103,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "funsd")
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "runs" / "joint")
     parser.add_argument("--model", type=Path, help="score this trained model instead of training one")
-    parser.add_argument("--init", default="minilm", help="minilm, or a model folder to fine-tune from")
+    parser.add_argument(
+        "--init",
+        default=None,
+        help="minilm (default), or a model folder to fine-tune from; with --model: the recorded start",
+    )
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--relation-weight", type=float, default=TrainOptions.relation_weight)
     parser.add_argument("--budget-minutes", type=float, default=35.0)
@@ -119,7 +130,7 @@ def main() -> None:
             budget_seconds=args.budget_minutes * 60,
             inputs=InputOptions(word_order="reading", box_level="word"),
             relation_pairs=(("question", "answer"),),
-            init=args.init,
+            init=args.init or "minilm",
             relation_weight=args.relation_weight,
             lr=args.lr,
         )
@@ -130,7 +141,10 @@ def main() -> None:
     if args.model is not None and Path(previous.get("model_dir", "")) == model_dir:  # a re-score
         seconds, epochs, args.init = previous["train_wall_seconds"], previous["epochs_run"], previous["init"]
     result = result_record(report, model_dir, seconds, epochs)
-    result["init"] = args.init  # with --model: say how that model started
+    training = ArtifactMeta.load(model_dir).training
+    result["init"] = args.init or training.get("init") or "minilm"  # with --model: how that model started
+    if "soup_of" in training:
+        result["soup_of"] = training["soup_of"]
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     if args.results == RESULTS:

@@ -1,13 +1,23 @@
 import json
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
 
 from model.artifact import ArtifactMeta
 from model.checkpoint import load_model
-from model.export import OPSET, OnnxOutputs, example_inputs, export_onnx, relation_example, torch_logits
+from model.export import (
+    OPSET,
+    OnnxOutputs,
+    example_inputs,
+    export_onnx,
+    fp32_weight_nodes,
+    name_scopes,
+    relation_example,
+    torch_logits,
+)
 from model.features import INPUT_NAMES, collate
 from model.onnx_meta import (
     ENTITY_LOGITS,
@@ -82,6 +92,46 @@ def test_int8_graph_agrees_with_fp32_on_the_trained_model(exported_model, sessio
     int8 = sessions["int8"].run([ENTITY_LOGITS], inputs)[0].argmax(-1)
     valid = inputs["attention_mask"].astype(bool)
     assert (fp32 == int8)[valid].mean() >= 0.95
+
+
+def weight_matmul_scopes(path) -> dict[str, list[str]]:
+    """op type -> module paths of the nodes that multiply by a stored weight (MatMul or its int8 forms)."""
+    graph = onnx.load(str(path)).graph
+    weights = {initializer.name for initializer in graph.initializer}
+    found: dict[str, list[str]] = {}
+    for node in graph.node:
+        if "MatMul" in node.op_type and any(name in weights for name in node.input):
+            found.setdefault(node.op_type, []).append(name_scopes(node))
+    return found
+
+
+def test_int8_quantises_the_transformer_layers_and_keeps_the_projection_and_head_fp32(exported_model):
+    config = ArtifactMeta.load(exported_model.model_dir).config
+    assert fp32_weight_nodes(exported_model.onnx_dir / VARIANT_FILES["fp32"])  # names of the untouched nodes
+    found = weight_matmul_scopes(exported_model.onnx_dir / VARIANT_FILES["int8"])
+    fp32_scopes = found.pop("MatMul")
+    assert len(fp32_scopes) == 2
+    assert any("visual_proj" in scope for scope in fp32_scopes)
+    assert any("classifier" in scope for scope in fp32_scopes)
+    quantised = [scope for scopes in found.values() for scope in scopes]  # new nodes: no module scopes
+    assert len(quantised) == 6 * config.num_layers  # query, key, value, attention output, FFN in and out
+
+
+def test_quantisation_refuses_a_graph_without_module_scopes(tmp_path):
+    weight = onnx.numpy_helper.from_array(np.ones((2, 2), dtype=np.float32), "w")
+    node = onnx.helper.make_node("MatMul", ["x", "w"], ["y"], name="plain")
+    value = onnx.helper.make_tensor_value_info
+    graph = onnx.helper.make_graph(
+        [node],
+        "g",
+        [value("x", onnx.TensorProto.FLOAT, [1, 2])],
+        [value("y", onnx.TensorProto.FLOAT, [1, 2])],
+        [weight],
+    )
+    path = tmp_path / "plain.onnx"
+    onnx.save(onnx.helper.make_model(graph), str(path))
+    with pytest.raises(ValueError, match="transformer layers"):
+        fp32_weight_nodes(path)
 
 
 def test_int8_file_is_smaller(exported_model: ExportedModel):
