@@ -15,6 +15,7 @@ TORCH_MODULES: frozenset[str] = frozenset(
         "train",
         "relation_loss",
         "weight_average",
+        "soup",
         "export",
         "pretrain",
         "pretrain_network",
