@@ -174,6 +174,9 @@ def rescore(data: Path) -> dict[str, dict[str, object]]:
     return results
 
 
+RECIPE_KEYS = ("spec", "lr", "lr_new", "batch_size", "bf16", "attention_dropout")
+
+
 def soup_one(names: list[str], tag: str, data: Path, work: Path, results: Path) -> dict[str, object]:
     """Average the recorded runs' kept models (`model.soup`) and score the average on the test set. The runs
     are meant to have trained side by side, one thread each: the soup's wall time is the longest of theirs."""
@@ -186,7 +189,7 @@ def soup_one(names: list[str], tag: str, data: Path, work: Path, results: Path) 
     out = average_models([Path(str(run["model_dir"])) for run in runs], work / label)
     report = evaluate_model_dir(out, data / "testing_data").entities
     return {
-        **{key: runs[0][key] for key in ("spec", "lr", "lr_new", "batch_size", "bf16", "attention_dropout")},
+        **{key: runs[0].get(key) for key in RECIPE_KEYS},
         "run": label,
         "soup_of": names,
         "ingredient_f1": [run["f1"] for run in runs],
