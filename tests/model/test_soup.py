@@ -73,3 +73,12 @@ def test_fewer_than_two_distinct_models_are_refused(tmp_path: Path, count: int):
     first = saved_model(tmp_path / "a", 1)
     with pytest.raises(SoupError):
         average_models([first] * count, tmp_path / "soup")
+
+
+def test_one_start_named_by_a_relative_and_an_absolute_path_is_one_start(tmp_path: Path, monkeypatch):
+    start = tmp_path / "pretrained"
+    start.mkdir()
+    monkeypatch.chdir(tmp_path)
+    first = saved_model(tmp_path / "a", 1, replace(base_meta(), training={"init": "pretrained"}))
+    second = saved_model(tmp_path / "b", 2, replace(base_meta(), training={"init": str(start)}))
+    assert (average_models([first, second], tmp_path / "soup") / "config.json").is_file()
