@@ -13,9 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 
-from model.artifact import TOKENIZER_FILE, WEIGHTS_FILE, ArtifactMeta
+from model.artifact import TOKENIZER_FILE, ArtifactMeta
 from model.checkpoint import build_network, load_model, save_model
 
 # ArtifactMeta fields that must be equal across the ingredients, and how to name them in an error
@@ -58,9 +57,8 @@ def same_start(first: object, second: object) -> bool:
     return False
 
 
-def averaged_state(directories: Sequence[Path]) -> dict[str, torch.Tensor]:
-    """The element-wise mean (in fp32) of the floating-point tensors; integer tensors must be equal."""
-    states = [load_file(str(Path(d) / WEIGHTS_FILE)) for d in directories]
+def averaged_state(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of the floating-point tensors; integer tensors must be equal."""
     average: dict[str, torch.Tensor] = {}
     for name, first in states[0].items():
         tensors = [state[name] for state in states]
@@ -78,10 +76,10 @@ def average_models(directories: Sequence[Path], out: Path, half: bool = False) -
     directories = [Path(d) for d in directories]
     metas = [ArtifactMeta.load(d) for d in directories]
     check_ingredients(directories, metas)
-    for directory in directories:  # each tokenizer against its vocab hash, each state against the config
-        load_model(directory)
+    # load_model checks each tokenizer against its vocab hash and each state against the config
+    states = [load_model(directory)[0].state_dict() for directory in directories]
     network = build_network(metas[0])
-    network.load_state_dict(averaged_state(directories))
+    network.load_state_dict(averaged_state(states))
     training = {
         "soup_of": [str(d) for d in directories],
         "init": metas[0].training.get("init"),
