@@ -16,7 +16,7 @@ from model.config import LabelSet
 from model.dataset import PageExample, document_example
 from model.decode import Span, best_bio_tags, bio_spans, log_softmax, merge_window_logits, tags_to_strings
 from model.features import SpecialTokens, Window, collate, encode_words, load_tokenizer, page_pixels
-from model.funsd import read_dataset
+from model.funsd import Document, read_dataset
 from model.metrics import EntityReport, Scores, entity_scores, scores
 from model.network import EntityTagger, device_for
 from model.relation_batch import (
@@ -190,11 +190,17 @@ def evaluate_model_dir(
 ) -> EvaluationReport:
     """Load a saved model and score it on a FUNSD-format folder with the model's own input options
     (or another word order, e.g. 'annotation' for the papers' protocol)."""
+    return evaluate_model_on(model_dir, read_dataset(data_dir), word_order, threshold)
+
+
+def evaluate_model_on(
+    model_dir: Path, documents: Sequence[Document], word_order: str | None = None, threshold: float = 0.5
+) -> EvaluationReport:
+    """Load a saved model and score it on labelled documents (see `evaluate_model_dir`)."""
     model, meta = load_model(model_dir)
     model.to(device_for(0))  # a GPU where there is one
     tokenizer = load_tokenizer(Path(model_dir) / TOKENIZER_FILE)
     order = word_order or meta.inputs.word_order
-    documents = read_dataset(data_dir)
     examples = [document_example(d, meta.label_set, order, meta.inputs.box_level) for d in documents]  # type: ignore[arg-type]
     pages = [encode_page(e, tokenizer, meta.inputs, meta.config.image_size) for e in examples]
     return evaluate_pages(model, pages, meta, SpecialTokens.of(tokenizer).pad, threshold)

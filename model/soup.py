@@ -16,6 +16,9 @@ import torch
 
 from model.artifact import TOKENIZER_FILE, ArtifactMeta
 from model.checkpoint import build_network, load_model, save_model
+from model.dataset import split_validation
+from model.evaluate import evaluate_model_on
+from model.funsd import Document
 
 # ArtifactMeta fields that must be equal across the ingredients, and how to name them in an error
 SHARED_FIELDS = {
@@ -71,11 +74,40 @@ def averaged_state(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch
     return average
 
 
-def average_models(directories: Sequence[Path], out: Path, half: bool = False) -> Path:
-    """Write the uniform average of `directories`' models to `out` (a model folder like theirs)."""
+def shared_validation_split(directories: Sequence[Path], metas: Sequence[ArtifactMeta]) -> tuple[int, float]:
+    """The (seed, fraction) every ingredient carved its validation split with; refuses when they differ,
+    since then part of each split is another ingredient's training data."""
+    splits = {(m.training.get("seed"), m.training.get("validation_fraction")) for m in metas}
+    seed, fraction = next(iter(splits))
+    if len(splits) > 1 or not isinstance(seed, int) or not isinstance(fraction, float) or fraction <= 0:
+        raise SoupError(
+            f"{', '.join(map(str, directories))} do not share a validation split (seed and fraction: "
+            f"{sorted(map(str, splits))}): the average cannot be scored on data none of them trained on"
+        )
+    return seed, fraction
+
+
+def validation_metrics(model_dir: Path, documents: Sequence[Document], seed: int, fraction: float) -> dict:
+    """Entity (and relation) F1 of a saved model on the validation split `docextract train` carves from
+    `documents` with this seed and fraction, under the names training records them by."""
+    _, held_out = split_validation([d.name for d in documents], fraction, seed)
+    report = evaluate_model_on(model_dir, [documents[i] for i in held_out])
+    metrics = {"validation_entity_f1": report.entities.micro.f1}
+    if report.relations_gold_entities is not None:
+        metrics["validation_relation_f1"] = report.relations_gold_entities.f1
+    return metrics
+
+
+def average_models(
+    directories: Sequence[Path], out: Path, half: bool = False, data: Sequence[Document] | None = None
+) -> Path:
+    """Write the uniform average of `directories`' models to `out` (a model folder like theirs). With
+    `data`, the documents the models were fine-tuned on, the average is scored on their shared validation
+    split and the scores are recorded in its metrics."""
     directories = [Path(d) for d in directories]
     metas = [ArtifactMeta.load(d) for d in directories]
     check_ingredients(directories, metas)
+    split = shared_validation_split(directories, metas) if data is not None else None
     # load_model checks each tokenizer against its vocab hash and each state against the config
     states = [load_model(directory)[0].state_dict() for directory in directories]
     network = build_network(metas[0])
@@ -87,4 +119,7 @@ def average_models(directories: Sequence[Path], out: Path, half: bool = False) -
     }
     created = datetime.now(UTC).isoformat(timespec="seconds")
     meta = replace(metas[0], metrics={}, training=training, created=created)
-    return save_model(network, meta, directories[0] / TOKENIZER_FILE, out, half=half)
+    written = save_model(network, meta, directories[0] / TOKENIZER_FILE, out, half=half)
+    if data is not None and split is not None:
+        replace(meta, metrics=validation_metrics(written, data, *split)).save(written)
+    return written

@@ -1,3 +1,4 @@
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -9,9 +10,11 @@ from model.artifact import WEIGHTS_FILE, ArtifactMeta
 from model.checkpoint import load_model, save_model
 from model.config import FUNSD_ENTITY_LABELS, LabelSet, tiny_config
 from model.features import load_tokenizer, vocab_sha256
+from model.funsd import read_dataset
 from model.minilm import minilm_tokenizer_path
 from model.network import EntityTagger
 from model.soup import SoupError, average_models
+from model.train import TrainOptions, prepare_trainer
 
 TOKENIZER = minilm_tokenizer_path()
 
@@ -82,3 +85,41 @@ def test_one_start_named_by_a_relative_and_an_absolute_path_is_one_start(tmp_pat
     first = saved_model(tmp_path / "a", 1, replace(base_meta(), training={"init": "pretrained"}))
     second = saved_model(tmp_path / "b", 2, replace(base_meta(), training={"init": str(start)}))
     assert (average_models([first, second], tmp_path / "soup") / "config.json").is_file()
+
+
+def _trained(out: Path, documents: list, seed: int) -> Path:
+    options = TrainOptions(
+        epochs=3, batch_size=1, lr=5e-3, lr_new=5e-3, validation_fraction=0.5, init="random", seed=seed
+    )
+    config = tiny_config().with_changes(hidden_dropout=0.0, attention_dropout=0.0)
+    prepare_trainer(documents, out, options, config, TOKENIZER).run()
+    return out / "best"
+
+
+def test_with_the_training_data_the_soup_is_scored_on_the_ingredients_validation_split(
+    tmp_path: Path, synthetic_dataset: Path
+):
+    documents = read_dataset(synthetic_dataset)[:4]
+    trained = _trained(tmp_path / "run", documents, seed=42)
+    copy = shutil.copytree(trained, tmp_path / "copy")
+    # the average of a model and its copy is that model: its validation scores are the ones training recorded
+    out = average_models([trained, copy], tmp_path / "soup", data=documents)
+    recorded, scored = ArtifactMeta.load(trained).metrics, ArtifactMeta.load(out).metrics
+    assert set(scored) == {"validation_entity_f1", "validation_relation_f1"} == set(recorded)
+    assert (
+        0 < recorded["validation_entity_f1"] < 1
+    )  # a model that is partly right: the scores are informative
+    for name, value in recorded.items():
+        assert scored[name] == pytest.approx(value), name
+
+
+def test_models_that_held_out_different_forms_cannot_be_scored_on_a_validation_split(
+    tmp_path: Path, synthetic_dataset: Path
+):
+    documents = read_dataset(synthetic_dataset)[:4]
+    split = {"init": "s", "validation_fraction": 0.5}
+    first = saved_model(tmp_path / "a", 1, replace(base_meta(), training=split | {"seed": 42}))
+    second = saved_model(tmp_path / "b", 2, replace(base_meta(), training=split | {"seed": 43}))
+    with pytest.raises(SoupError, match="do not share a validation split"):
+        average_models([first, second], tmp_path / "soup", data=documents)
+    assert average_models([first, second], tmp_path / "soup").is_dir()  # without data: averaged, not scored

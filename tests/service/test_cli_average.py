@@ -35,3 +35,29 @@ def test_average_refuses_to_overwrite_an_ingredient(tmp_path: Path):
     result = runner.invoke(app, ["average", str(first), str(second), "--out", str(first)])
     assert result.exit_code == 2
     assert "--out" in result.output
+
+
+def test_average_with_data_that_is_not_a_dataset_fails_with_a_message(tmp_path: Path):
+    first, second = saved_model(tmp_path / "a", 1), saved_model(tmp_path / "b", 2)
+    empty = tmp_path / "not-a-dataset"
+    empty.mkdir()
+    result = runner.invoke(
+        app, ["average", str(first), str(second), "--out", str(tmp_path / "soup"), "--data", str(empty)]
+    )
+    assert result.exit_code == 1
+    assert "annotations" in result.output
+
+
+def test_average_with_the_training_data_prints_and_records_the_validation_scores(
+    tmp_path: Path, synthetic_dataset: Path
+):
+    split = {"init": "s", "seed": 42, "validation_fraction": 0.5}
+    first = saved_model(tmp_path / "a", 1, replace(base_meta(), training=split))
+    second = saved_model(tmp_path / "b", 2, replace(base_meta(), training=split))
+    out = tmp_path / "soup"
+    args = ["average", str(first), str(second), "--out", str(out), "--data", str(synthetic_dataset)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "config.json").read_text())["metrics"]
+    assert set(metrics) == {"validation_entity_f1"}  # the test models have no relation head
+    assert f"validation_entity_f1 {metrics['validation_entity_f1']:.4f}" in result.output
