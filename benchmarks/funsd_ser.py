@@ -238,7 +238,7 @@ def update_table(table: str, start: str = TABLE_START, end: str = TABLE_END) -> 
     path.write_text(text, encoding="utf-8")
 
 
-def main() -> None:
+def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -297,24 +297,12 @@ def main() -> None:
         default=ROOT / "benchmarks" / "runs" / "synthetic" / "pretrain-1000" / "best",
         help="the pre-trained model the papers-synth run starts from",
     )
-    args = parser.parse_args()
-    if args.rescore:
-        update_table(markdown_table(rescore(args.data)))
-        return
-    if args.soup:
-        if not args.tag:
-            parser.error("--soup needs a --tag to name the average")
-        result = soup_one(args.soup.split(","), args.tag, args.data, args.work, args.results)
-        results = record_result(str(result["run"]), result, args.results)
-        print(f"[{result['run']}] test entity F1 {result['f1']:.4f} (ingredients {result['ingredient_f1']})")
-        if args.results == RESULTS:
-            update_table(markdown_table(results))
-        return
-    names = [n for item in args.runs.split(",") for n in GROUPS.get(item, [item])]
-    unknown = [n for n in names if n not in RUNS]
-    if unknown:
-        parser.error(f"unknown runs {unknown}")
-    base = TrainOptions(
+    return parser
+
+
+def base_options(args: argparse.Namespace) -> TrainOptions:
+    """The fine-tuning recipe every run of one invocation shares (entity head only)."""
+    return TrainOptions(
         epochs=args.epochs,
         seed=args.seed,
         budget_seconds=args.budget_minutes * 60,
@@ -327,13 +315,22 @@ def main() -> None:
         bf16=args.bf16,
         transfer_heads=not args.fresh_heads,
     )
-    results: dict[str, dict[str, object]] = {}
+
+
+def record_soup(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    result = soup_one(args.soup.split(","), args.tag, args.data, args.work, args.results)
+    print(f"[{result['run']}] test entity F1 {result['f1']:.4f} (ingredients {result['ingredient_f1']})")
+    return record_result(str(result["run"]), result, args.results)
+
+
+def train_runs(args: argparse.Namespace, names: list[str]) -> dict[str, dict[str, object]]:
+    results: dict[str, dict[str, object]] = record_result(None, {}, args.results)
     for name in names:
         result = run_one(
             name,
             args.data,
             args.work,
-            base,
+            base_options(args),
             args.synthetic_init,
             args.tag,
             args.tokenizer,
@@ -341,8 +338,27 @@ def main() -> None:
         )
         results = record_result(str(result["run"]), result, args.results)
         print(f"[{result['run']}] test entity F1 {result['f1']:.4f}", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argument_parser()
+    args = parser.parse_args()
+    if args.rescore:
+        update_table(markdown_table(rescore(args.data)))
+        return
+    if args.soup:
+        if not args.tag:
+            parser.error("--soup needs a --tag to name the average")
+        results = record_soup(args)
+    else:
+        names = [n for item in args.runs.split(",") for n in GROUPS.get(item, [item])]
+        unknown = [n for n in names if n not in RUNS]
+        if unknown:
+            parser.error(f"unknown runs {unknown}")
+        results = train_runs(args, names)
     if args.results == RESULTS:
-        table = markdown_table(results or record_result(None, {}))
+        table = markdown_table(results)
         update_table(table)
         print(table)
 
