@@ -77,7 +77,7 @@ def averaged_state(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch
 def shared_validation_split(directories: Sequence[Path], metas: Sequence[ArtifactMeta]) -> tuple[int, float]:
     """The (seed, fraction) every ingredient carved its validation split with; refuses when they differ,
     since then part of each split is another ingredient's training data."""
-    splits = {(m.training.get("seed"), m.training.get("validation_fraction")) for m in metas}
+    splits = {(split_seed(m.training), m.training.get("validation_fraction")) for m in metas}
     seed, fraction = next(iter(splits))
     if len(splits) > 1 or not isinstance(seed, int) or not isinstance(fraction, float) or fraction <= 0:
         raise SoupError(
@@ -85,6 +85,12 @@ def shared_validation_split(directories: Sequence[Path], metas: Sequence[Artifac
             f"{sorted(map(str, splits))}): the average cannot be scored on data none of them trained on"
         )
     return seed, fraction
+
+
+def split_seed(training: dict) -> object:
+    """The seed a run's validation split was drawn with, from its recorded training options."""
+    seed = training.get("split_seed")
+    return training.get("seed") if seed is None else seed
 
 
 def validation_metrics(model_dir: Path, documents: Sequence[Document], seed: int, fraction: float) -> dict:

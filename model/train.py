@@ -46,6 +46,7 @@ class TrainOptions:
     max_grad_norm: float = 1.0
     seed: int = 42
     validation_fraction: float = 0.1
+    split_seed: int | None = None  # seed of the validation split; None: `seed` (runs to average share one)
     budget_seconds: float | None = None
     init: str = "minilm"  # "minilm", "random", or a model folder to start from
     inputs: InputOptions = field(default_factory=InputOptions)
@@ -56,6 +57,10 @@ class TrainOptions:
     augmentation: Augmentation = field(default_factory=Augmentation)  # input noise (off by default)
     bf16: bool = False  # training steps' forward under bfloat16 autocast (CPUs with AVX512-BF16/AMX, GPUs)
     transfer_heads: bool = True  # from a saved model: take its heads too where the label sets match
+
+    @property
+    def validation_seed(self) -> int:
+        return self.seed if self.split_seed is None else self.split_seed
 
 
 @dataclass
@@ -378,7 +383,7 @@ def prepare_trainer(
         schema = RelationSchema(tuple(options.relation_pairs))
     tokenizer = load_tokenizer(tokenizer_path)
     train_idx, val_idx = split_validation(
-        [d.name for d in documents], options.validation_fraction, options.seed
+        [d.name for d in documents], options.validation_fraction, options.validation_seed
     )
     inputs = options.inputs
 

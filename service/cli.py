@@ -206,6 +206,10 @@ def train(
     ] = 1e-3,
     seed: int = 42,
     validation_fraction: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.1,
+    split_seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of the validation split (default: --seed); runs you will average share one."),
+    ] = None,
     budget_minutes: Annotated[float | None, typer.Option(help="Stop after this wall-clock time.")] = None,
     init: Annotated[
         str, typer.Option(help="'minilm', 'random', or a model folder to start from.")
@@ -247,6 +251,7 @@ def train(
         lr_new=lr_new,
         seed=seed,
         validation_fraction=validation_fraction,
+        split_seed=split_seed,
         budget_seconds=budget_minutes * 60 if budget_minutes else None,
         init=init,
         inputs=InputOptions(word_order=word_order, box_level=box_level),

@@ -87,10 +87,11 @@ def test_one_start_named_by_a_relative_and_an_absolute_path_is_one_start(tmp_pat
     assert (average_models([first, second], tmp_path / "soup") / "config.json").is_file()
 
 
-def _trained(out: Path, documents: list, seed: int) -> Path:
+def _trained(out: Path, documents: list, seed: int, split_seed: int | None = None) -> Path:
     options = TrainOptions(
         epochs=3, batch_size=1, lr=5e-3, lr_new=5e-3, validation_fraction=0.5, init="random", seed=seed
     )
+    options = replace(options, split_seed=split_seed)
     config = tiny_config().with_changes(hidden_dropout=0.0, attention_dropout=0.0)
     prepare_trainer(documents, out, options, config, TOKENIZER).run()
     return out / "best"
@@ -123,3 +124,20 @@ def test_models_that_held_out_different_forms_cannot_be_scored_on_a_validation_s
     with pytest.raises(SoupError, match="do not share a validation split"):
         average_models([first, second], tmp_path / "soup", data=documents)
     assert average_models([first, second], tmp_path / "soup").is_dir()  # without data: averaged, not scored
+
+
+def test_runs_with_different_seeds_and_one_split_seed_are_scored_on_their_shared_split(
+    tmp_path: Path, synthetic_dataset: Path
+):
+    documents = read_dataset(synthetic_dataset)[:4]
+    first = _trained(tmp_path / "a", documents, seed=1, split_seed=7)
+    second = _trained(tmp_path / "b", documents, seed=2, split_seed=7)
+    out = average_models([first, second], tmp_path / "soup", data=documents)
+    metrics = ArtifactMeta.load(out).metrics
+    assert set(metrics) == {"validation_entity_f1", "validation_relation_f1"}
+    assert all(0 <= value <= 1 for value in metrics.values())
+    assert (
+        ArtifactMeta.load(first).training["split_seed"]
+        == ArtifactMeta.load(second).training["split_seed"]
+        == 7
+    )

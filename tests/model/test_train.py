@@ -277,3 +277,21 @@ def test_fine_tuning_with_fresh_heads_takes_only_the_encoder(overfit_run):
         state["encoder.embeddings.word_embeddings.weight"], source.encoder.embeddings.word_embeddings.weight
     )
     assert not torch.equal(fresh.classifier.weight, source.classifier.weight)
+
+
+def test_the_split_seed_fixes_the_validation_forms_whatever_the_training_seed(
+    tmp_path: Path, synthetic_dataset
+):
+    documents = read_dataset(synthetic_dataset)
+
+    def held_out(seed: int, split_seed: int | None) -> list[str]:
+        options = replace(TINY_OPTIONS, seed=seed, split_seed=split_seed, validation_fraction=0.5)
+        trainer = prepare_trainer(
+            documents, tmp_path / f"{seed}-{split_seed}", options, NO_DROPOUT, minilm_tokenizer_path()
+        )
+        return [page.example.name for page in trainer.val_pages]
+
+    assert held_out(1, 9) == held_out(2, 9) == held_out(9, None)
+    assert (
+        len({tuple(held_out(seed, None)) for seed in range(1, 6)}) > 1
+    )  # without it, each seed draws its own
