@@ -1,0 +1,121 @@
+"""What synthetic pre-training buys when only a few labelled forms are at hand (issue 4).
+
+A user who trains docextract on their own documents has a few dozen of them, not FUNSD's 149. This runs the
+pre-training table's fine-tuning recipe (`synthetic_pretrain.py`: joint entity + relation heads, words in
+annotation order, relation loss weight 1.0, seed 42) on a seeded sample of N FUNSD training forms, from
+MiniLM alone (a) and from the synthetic pre-training (b), and scores both on the 50 FUNSD test forms.
+
+Every run takes the same number of optimizer steps as the full-data recipe (10 epochs over 149 forms), so
+fewer forms mean more epochs over them: the comparison is about data, not about compute. The validation split
+(10% of the sample, at least one form) picks the best epoch, as in `docextract train`.
+
+    .venv/bin/python benchmarks/few_forms.py --forms 25,50 \\
+        --synthetic-init benchmarks/runs/synthetic/pretrain-1000/best
+
+Results go to `benchmarks/results/few_forms.json` (recorded runs are skipped on a rerun) and to the table
+between the markers in BENCHMARKS.md.
+"""
+
+import argparse
+import json
+import math
+import random
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from funsd_ser import ROOT, git_sha, update_table
+from synthetic_pretrain import finetune_recipe, test_scores, train
+
+from model.funsd import Document, read_dataset
+
+RESULTS = ROOT / "benchmarks" / "results" / "few_forms.json"
+TABLE_START, TABLE_END = "<!-- few_forms:start -->", "<!-- few_forms:end -->"
+FULL_FORMS = 149  # FUNSD's training forms: the full-data recipe's 10 epochs are counted over these
+
+
+def sample_forms(documents: list[Document], count: int, seed: int) -> list[Document]:
+    """`count` forms drawn without replacement, the same ones for every init (sorted by name)."""
+    if not 2 <= count <= len(documents):
+        raise SystemExit(f"--forms: {count} is not between 2 and the {len(documents)} training forms")
+    chosen = random.Random(seed).sample(range(len(documents)), count)
+    return [documents[i] for i in sorted(chosen)]
+
+
+def epochs_for(count: int, full_epochs: int) -> int:
+    """Epochs over `count` forms that take about as many steps as `full_epochs` over all of them."""
+    return max(full_epochs, math.ceil(full_epochs * FULL_FORMS / count))
+
+
+def run_one(count: int, init_name: str, init: str, args: argparse.Namespace) -> dict[str, Any]:
+    name = f"{init_name}-{count}"
+    forms = sample_forms(read_dataset(args.data / "training_data"), count, args.seed)
+    recipe = replace(finetune_recipe(args), init=init, epochs=epochs_for(count, args.epochs))
+    out = args.work / name
+    seconds = train(forms, out, recipe, name)
+    return {
+        "run": name,
+        "forms": count,
+        "init": init,
+        "epochs": recipe.epochs,
+        "seed": args.seed,
+        "finetune_seconds": round(seconds, 1),
+        "git_sha": git_sha(),
+        **test_scores(out / "best", args.data / "testing_data"),
+    }
+
+
+def markdown_table(results: dict[str, dict[str, Any]]) -> str:
+    lines = [
+        "| labelled forms | epochs | (a) MiniLM only | (b) synthetic pre-training | (b) - (a) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for count in sorted({int(r["forms"]) for r in results.values()}):
+        pair = [results.get(f"{init}-{count}") for init in ("minilm", "synth")]
+        cells = [str(count), str(next(r["epochs"] for r in pair if r))]
+        cells += [f"{r['entity_f1']:.4f} / {r['relation_f1_gold_entities']:.4f}" if r else "-" for r in pair]
+        a, b = pair
+        cells.append(f"**{100 * (b['entity_f1'] - a['entity_f1']):+.1f}**" if a and b else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def save(results: dict[str, dict[str, Any]]) -> None:
+    """Merge into the results file (another run of this script may be recording other runs)."""
+    if RESULTS.exists():
+        results = {**json.loads(RESULTS.read_text(encoding="utf-8")), **results}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    update_table(markdown_table(results), TABLE_START, TABLE_END)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--forms", type=lambda s: [int(x) for x in s.split(",")], default=[25, 50])
+    parser.add_argument("--inits", default="minilm,synth", help="which of minilm,synth to run")
+    parser.add_argument(
+        "--synthetic-init",
+        type=Path,
+        default=ROOT / "benchmarks" / "runs" / "synthetic" / "pretrain-1000" / "best",
+    )
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "funsd")
+    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "runs" / "few-forms")
+    parser.add_argument("--epochs", type=int, default=10, help="the full-data recipe's epochs over 149 forms")
+    parser.add_argument("--seed", type=int, default=42)
+    args = parser.parse_args()
+    args.order = "annotation"  # the pre-training table's protocol (finetune_recipe reads it)
+    inits = {"minilm": "minilm", "synth": str(args.synthetic_init)}
+    recorded = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
+    for count in args.forms:
+        for init_name in args.inits.split(","):
+            if f"{init_name}-{count}" in recorded:
+                continue
+            result = run_one(count, init_name, inits[init_name], args)
+            print(f"[{result['run']}] test entity F1 {result['entity_f1']:.4f}", flush=True)
+            save({result["run"]: result})
+
+
+if __name__ == "__main__":
+    main()
