@@ -126,14 +126,18 @@ def _parse_entity(
     return entity, raw["linking"]
 
 
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _collect_links(
     path: Path, linkings: Iterable[tuple[int, list[Any]]], known_ids: set[int]
 ) -> tuple[tuple[int, int], ...]:
     links: dict[tuple[int, int], None] = {}
     for entity_id, linking in linkings:
         for pair in linking:
-            if not isinstance(pair, list | tuple) or len(pair) != 2:
-                raise FunsdFormatError(path, f"link {pair!r} must be [from_id, to_id]", entity_id)
+            if not isinstance(pair, list | tuple) or len(pair) != 2 or not all(map(_is_id, pair)):
+                raise FunsdFormatError(path, f"link {pair!r} must be [from_id, to_id] (integers)", entity_id)
             unknown = [x for x in pair if x not in known_ids]
             if unknown:
                 raise FunsdFormatError(path, f"link {list(pair)} refers to unknown ids {unknown}", entity_id)
@@ -169,12 +173,14 @@ def read_document(annotation_path: Path, labels: frozenset[str] | None = None) -
         raise FunsdFormatError(annotation_path, f"no image named {annotation_path.stem}{IMAGE_SUFFIXES}")
     try:
         payload = json.loads(annotation_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # unreadable, not UTF-8, not JSON, or a number too long to parse
         raise FunsdFormatError(annotation_path, f"cannot read JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise FunsdFormatError(annotation_path, "cannot read JSON: nested too deeply") from exc
     try:
         with Image.open(image_path) as image:
             size = image.size
-    except OSError as exc:
+    except (OSError, Image.DecompressionBombError) as exc:
         raise FunsdFormatError(image_path, f"cannot open image: {exc}") from exc
     return parse_annotation(payload, annotation_path, image_path, size, labels)
 

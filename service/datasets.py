@@ -13,6 +13,7 @@ import zipfile
 from io import BytesIO
 from pathlib import Path, PurePosixPath
 
+from model.config import LabelSet
 from model.funsd import Document, FunsdFormatError, read_dataset
 from service.errors import DatasetTooLargeError, InvalidDatasetError
 from service.settings import Settings
@@ -92,12 +93,34 @@ def dataset_root(folder: Path) -> Path:
     )
 
 
-def validate(root: Path, folder: Path) -> list[Document]:
+def _inside(message: str, folder: Path) -> str:
+    """`message` with the server's path to the unpacked dataset left out."""
+    return message.replace(f"{folder}/", "").replace(str(folder), ".")
+
+
+def validate(root: Path, folder: Path, max_page_pixels: int | None = None) -> list[Document]:
+    """The dataset's documents, or InvalidDatasetError: not FUNSD format, no trainable labels, or (with
+    `max_page_pixels`) an image over the service's pixel limit."""
     try:
-        return read_dataset(root)
+        documents = read_dataset(root)
     except FunsdFormatError as exc:
-        message = str(exc).replace(f"{folder}/", "").replace(str(folder), ".")
+        message = _inside(str(exc), folder)
         raise InvalidDatasetError(f"the dataset is not valid FUNSD format: {message}") from exc
+    labels = sorted({label for document in documents for label in document.labels})
+    try:
+        LabelSet.from_labels(labels)
+    except ValueError as exc:
+        raise InvalidDatasetError(
+            f"the dataset's entity labels {labels} leave nothing to learn: label entities with names such as "
+            f"'question' and 'answer' (not BIO tags, not only 'other')"
+        ) from exc
+    for document in documents:
+        if max_page_pixels is not None and document.width * document.height > max_page_pixels:
+            raise DatasetTooLargeError(
+                f"image {_inside(str(document.image_path), folder)} is {document.width}x{document.height} "
+                f"pixels, the limit is {max_page_pixels} pixels per page"
+            )
+    return documents
 
 
 def unpack_dataset(data: bytes, folder: Path, settings: Settings) -> tuple[Path, list[Document]]:
@@ -118,10 +141,10 @@ def unpack_dataset(data: bytes, folder: Path, settings: Settings) -> tuple[Path,
             for info, path in check_archive(archive, settings):
                 budget -= copy_member(archive, info, folder.joinpath(*path.parts), budget)
         root = dataset_root(folder)
-        return root, validate(root, folder)
+        return root, validate(root, folder, settings.max_page_pixels)
     except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
         shutil.rmtree(folder, ignore_errors=True)
-        raise InvalidDatasetError(f"the dataset zip cannot be unpacked: {exc}") from exc
+        raise InvalidDatasetError(f"the dataset zip cannot be unpacked: {_inside(str(exc), folder)}") from exc
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

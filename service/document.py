@@ -10,7 +10,7 @@ from typing import Literal
 from PIL import Image
 
 from model.boxes import BoxPx
-from service.errors import TooManyPagesError, TooManyPixelsError
+from service.errors import TooManyPagesError, TooManyPixelsError, TooManyWordsError
 from service.settings import Settings
 
 PageSource = Literal["image", "pdf-text", "json"]
@@ -62,6 +62,14 @@ def check_page_count(count: int, settings: Settings) -> None:
     if count > settings.max_pages:
         raise TooManyPagesError(
             f"the document has {count} pages, the limit is {settings.max_pages}; select fewer pages"
+        )
+
+
+def check_page_words(count: int, settings: Settings, where: str) -> None:
+    """Raise TooManyWordsError when a page brings more words than the settings allow."""
+    if count > settings.max_words_per_page:
+        raise TooManyWordsError(
+            f"{where} has {count} words, the limit is {settings.max_words_per_page} words per page"
         )
 
 

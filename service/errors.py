@@ -108,6 +108,20 @@ class TooManyPixelsError(DocumentError):
     status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
 
 
+class TooManyWordsError(DocumentError):
+    """A page of JSON pages or a PDF text layer with more words than `max_words_per_page`."""
+
+    kind = "too-many-words"
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+
+
+class OcrLanguageError(DocumentError):
+    """An OCR language that the installed tesseract does not have."""
+
+    kind = "unsupported-ocr-language"
+    status = HTTPStatus.UNPROCESSABLE_ENTITY
+
+
 class InvalidPagesJsonError(DocumentError):
     """A JSON pages document that does not match the schema (boxes outside the page, empty words, ...)."""
 
@@ -187,10 +201,11 @@ class JobFinishedError(ConflictError):
     kind = "job-finished"
 
 
-class ModelLoadError(ConflictError):
-    """A registered model whose files cannot be loaded (it is never activated)."""
+class ModelLoadError(DocextractError):
+    """A registered model whose files cannot be loaded (it is never activated), so it cannot be served."""
 
     kind = "model-load-failed"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
 
 
 class InvalidDatasetError(DocextractError):

@@ -7,6 +7,7 @@ tesseract process on one thread (`OMP_THREAD_LIMIT=1`). A page that fails gets `
 still succeed. The geometry and parsing helpers are small pure functions.
 """
 
+import functools
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,7 @@ from PIL import Image
 
 from model.boxes import BoxPx, order_box, union_box
 from service.document import Page, Word
+from service.errors import OcrLanguageError
 from service.settings import OcrQuality, Settings
 
 DEFAULT_PSM: dict[OcrQuality, int] = {"fast": 3, "accurate": 11}
@@ -28,6 +30,23 @@ MAX_UPSCALE = 2.0
 MIN_UPSCALE = 1.25  # smaller gains are not worth resampling
 OSD_MIN_CONFIDENCE = 2.0
 ASSUMED_PAGE_INCHES = 11.0  # the long side of Letter; A4 is 11.7
+
+
+@functools.cache
+def installed_languages() -> frozenset[str]:
+    """The languages the installed tesseract can read (`tesseract --list-langs`), asked once."""
+    return frozenset(pytesseract.get_languages(config=""))
+
+
+def check_languages(spec: str) -> None:
+    """OcrLanguageError unless every language of `spec` (e.g. `eng+deu`) is installed."""
+    missing = [language for language in spec.split("+") if language not in installed_languages()]
+    if missing:
+        installed = ", ".join(sorted(installed_languages() - {"osd"}))
+        raise OcrLanguageError(
+            f"OCR language {'+'.join(missing)!r} is not installed; installed: {installed} (Debian packages "
+            "tesseract-ocr-LANG add more)"
+        )
 
 
 def effective_dpi(width: int, height: int, dpi: float | None) -> float:

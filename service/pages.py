@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from model.boxes import is_valid_box
 from service import pdf
-from service.document import Page, Word, check_page_count, check_page_pixels
+from service.document import Page, Word, check_page_count, check_page_pixels, check_page_words
 from service.errors import (
     CorruptFileError,
     EmptyFileError,
@@ -59,6 +59,7 @@ KNOWN_UNSUPPORTED: tuple[tuple[bytes, str], ...] = (
 )
 BMP_HEADER_SIZES = frozenset({12, 40, 52, 56, 64, 108, 124})
 _RANGE = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$")
+PAGE_NUMBER_CAP = 10**9  # more pages than any document has: "2-99999999999999999999" means page 2 to the end
 
 
 def _is_bmp(data: bytes) -> bool:
@@ -82,15 +83,21 @@ def detect_format(data: bytes) -> DocumentFormat:
     head = data[:1024]
     if not head.strip():
         raise EmptyFileError("the upload is empty")
-    if b"%PDF-" in head:
-        return "pdf"
-    found = _image_format(data)
+    found = _image_format(data)  # signatures at offset 0 first: an image or JSON may quote "%PDF-"
     if found is not None:
         return found
     if head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"["):
         return "json"
+    if b"%PDF-" in head:  # readers accept a PDF header anywhere in the first 1 KB
+        return "pdf"
     what = next((name for magic, name in KNOWN_UNSUPPORTED if head.startswith(magic)), "not a format we read")
     raise UnsupportedFormatError(f"the upload is {what}; send {SUPPORTED}")
+
+
+def _page_number(digits: str) -> int:
+    """The number `digits` spell, capped at PAGE_NUMBER_CAP (never parsed past it: no 5,000-digit ints)."""
+    significant = digits.lstrip("0") or "0"
+    return int(significant) if len(significant) < len(str(PAGE_NUMBER_CAP)) else PAGE_NUMBER_CAP
 
 
 def parse_page_selection(spec: str) -> list[tuple[int, int]]:
@@ -100,12 +107,13 @@ def parse_page_selection(spec: str) -> list[tuple[int, int]]:
         match = _RANGE.match(part.strip())
         if match is None:
             raise PageSelectionError(
-                f"bad page selection {spec!r}: expected pages like '1-3,5', got {part!r}"
+                f"bad page selection {spec[:100]!r}: expected pages like '1-3,5', got {part[:100]!r}"
             )
-        first = int(match.group(1))
-        last = int(match.group(2) or first)
+        first, last = _page_number(match.group(1)), _page_number(match.group(2) or match.group(1))
         if first < 1 or last < first:
-            raise PageSelectionError(f"bad page selection {spec!r}: {part.strip()!r} is not a range of pages")
+            raise PageSelectionError(
+                f"bad page selection {spec[:100]!r}: {part.strip()!r} is not a range of pages"
+            )
         ranges.append((first, last))
     return ranges
 
@@ -225,8 +233,8 @@ class JsonWord(BaseModel):
 class JsonPage(BaseModel):
     """One already-recognised page; `image` is an optional base64 PNG or JPEG of `width` x `height`."""
 
-    width: int = Field(gt=0)
-    height: int = Field(gt=0)
+    width: int = Field(gt=0, le=1_000_000)
+    height: int = Field(gt=0, le=1_000_000)
     image: str | None = None
     words: list[JsonWord]
 
@@ -273,6 +281,7 @@ def _json_image(page: JsonPage, number: int, settings: Settings) -> Image.Image 
 
 def _json_page(index: int, page: JsonPage, settings: Settings) -> Page:
     check_page_pixels(page.width, page.height, settings, f"page {index + 1}")
+    check_page_words(len(page.words), settings, f"page {index + 1}")
     words = [Word(w.text, w.box, 1.0, w.line) for w in page.words]
     image = _json_image(page, index + 1, settings)
     return Page(index, image, page.width, page.height, words, "json")

@@ -16,7 +16,7 @@ from pdf2image import convert_from_bytes
 from pdf2image.exceptions import PDFInfoNotInstalledError, PDFPageCountError, PDFPopplerTimeoutError
 from PIL import Image
 
-from service.document import Page, Word, check_page_pixels
+from service.document import Page, Word, check_page_pixels, check_page_words
 from service.errors import (
     CorruptFileError,
     DocumentError,
@@ -215,6 +215,7 @@ def load_pdf_pages(data: bytes, info: PdfInfo, indices: Sequence[int], settings:
         words = texts.get(index, [])
         page = Page(index, image, image.width, image.height, None, "image", float(settings.pdf_dpi))
         if len(words) >= settings.pdf_text_min_words:
+            check_page_words(len(words), settings, f"page {index + 1}'s text layer")
             width_pt, height_pt = info.sizes_pt[index]
             sx, sy = image.width / width_pt, image.height / height_pt
             scaled = scale_words(words, sx, sy, image.width, image.height)

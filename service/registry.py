@@ -12,6 +12,7 @@ loaded once per process and cached (the active model and the most recently used 
 
 import contextlib
 import json
+import re
 import shutil
 import threading
 import uuid
@@ -28,6 +29,8 @@ from service.settings import Settings
 from service.store import now_iso, write_atomic
 
 DEFAULT_ID = "default"
+TRAINED_ID = re.compile(r"^mdl_[0-9a-f]{16}$")  # a trained model's id: also its folder name under models/
+MODEL_ID_PATTERN = r"^(default|mdl_[0-9a-f]{16})$"  # what the routes accept as a model id
 ENTRY_FILE = "registry.json"
 ACTIVE_FILE = "active.json"
 CACHED_RUNTIMES = 3
@@ -102,7 +105,7 @@ class Registry:
         if model_id == DEFAULT_ID:
             return self._default()
         path = self.root / model_id
-        if not model_id.startswith("mdl_") or not (path / ENTRY_FILE).is_file():
+        if TRAINED_ID.match(model_id) is None or not (path / ENTRY_FILE).is_file():
             raise ModelNotFoundError(f"no model {model_id!r}; GET /v1/models lists them")
         return read_entry(model_id, path, builtin=False)
 
@@ -153,7 +156,8 @@ class Registry:
             try:
                 runtime = self._loader(entry.path, self.settings)
             except Exception as exc:  # onnxruntime raises its own types for broken graphs
-                raise ModelLoadError(f"model {model_id!r} cannot be loaded: {exc}") from exc
+                reason = str(exc).replace(str(self.root), "models")  # no server paths in the reply
+                raise ModelLoadError(f"model {model_id!r} cannot be loaded: {reason}") from exc
             runtime.model_id = entry.id  # type: ignore[attr-defined]  # the pipeline reports this id
             with self._lock:
                 self._runtimes[model_id] = runtime

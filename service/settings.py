@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     max_page_pixels: int = Field(
         40_000_000, ge=1, description="Most pixels (width x height) one page image may have."
     )
+    max_words_per_page: int = Field(
+        5000,
+        ge=1,
+        description="Most words one page of JSON pages or of a PDF text layer may give the model (a dense "
+        "printed page has 1,000-2,000); bounds the model time a request can take.",
+    )
     pdf_dpi: int = Field(200, ge=36, le=1200, description="Resolution PDF pages are rasterised at.")
     pdf_text_min_words: int = Field(
         3, ge=1, description="A PDF page's text layer is used (no OCR) when it has at least this many words."

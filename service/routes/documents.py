@@ -5,10 +5,12 @@ from PIL import Image
 
 from service.errors import DocumentNotFoundError, ResultNotFoundError
 from service.overlay import overlay_png
-from service.pages import load_document
+from service.pages import detect_format, load_document
+from service.pdf import POINTS_PER_INCH, pdf_info
 from service.routes.paging import PageAfter, PageLimit, PageOffset, next_cursor, requested_cursor
 from service.routes.uploads import UNREADABLE, checked_upload
 from service.schemas import DocumentList, ExtractionResult, PageResult, Problem, StoredDocument
+from service.settings import Settings
 from service.views import document_view
 from service.work import Services, get_services
 
@@ -90,10 +92,21 @@ def get_result(document_id: str = DocumentId, services: Services = Depends(get_s
     return latest_result(services, document_id)
 
 
+def rendering_settings(settings: Settings, data: bytes, page: PageResult) -> Settings:
+    """The settings that load `page` at the result's size: for a PDF, the resolution the result came from
+    (a job or request may have chosen its own `dpi`)."""
+    if detect_format(data) != "pdf":
+        return settings
+    size_pt = pdf_info(data, settings).sizes_pt[page.page - 1]
+    dpi = round(max(page.width, page.height) * POINTS_PER_INCH / max(size_pt))
+    return settings.model_copy(update={"pdf_dpi": min(max(dpi, 36), 1200)})
+
+
 def page_image(services: Services, document_id: str, page: PageResult) -> Image.Image | None:
     """The page image the result's boxes refer to (turned upright as OCR did, at the result's size)."""
     data = services.store.read_file(document_id)
-    image = load_document(data, services.settings, str(page.page))[0].image
+    settings = rendering_settings(services.settings, data, page)
+    image = load_document(data, settings, str(page.page))[0].image
     if image is None:
         return None
     if page.rotation:

@@ -10,7 +10,9 @@ from starlette.datastructures import UploadFile
 
 from service.batcher import Batchers
 from service.errors import BadRequestError, DocextractError, UploadTooLargeError
+from service.ocr import check_languages
 from service.pages import JsonDocument, parse_page_selection
+from service.registry import MODEL_ID_PATTERN
 from service.routes.uploads import read_upload
 from service.schemas import ExtractionResult, ExtractOptions, Problem
 from service.work import Services, get_services
@@ -57,7 +59,11 @@ REQUEST_BODY = {
 
 
 def query_options(
-    model: str | None = Query(None, description="Model id; default: the active model."),
+    model: str | None = Query(
+        None,
+        pattern=MODEL_ID_PATTERN,
+        description="Model id (`default` or `mdl_...`); default: the active model.",
+    ),
     ocr_lang: str | None = Query(
         None, pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$", description="Tesseract language(s), e.g. `eng+deu`."
     ),
@@ -67,6 +73,8 @@ def query_options(
     """The per-document options, from query parameters."""
     if pages is not None and pages.strip():
         parse_page_selection(pages)
+    if ocr_lang is not None:
+        check_languages(ocr_lang)
     return ExtractOptions(model=model, ocr_language=ocr_lang, dpi=dpi, pages=pages)
 
 

@@ -2,12 +2,13 @@
 
 from fastapi import APIRouter, Depends, Path, Response
 
+from service.registry import MODEL_ID_PATTERN
 from service.schemas import ModelList, Problem, RegisteredModel
 from service.views import model_view
 from service.work import Services, get_services
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-ModelId = Path(pattern=r"^(default|mdl_[0-9a-f]{16})$", description="`default` or a trained model's id.")
+ModelId = Path(pattern=MODEL_ID_PATTERN, description="`default` or a trained model's id.")
 NOT_FOUND = {404: {"model": Problem, "description": "No such model."}}
 
 

@@ -121,9 +121,17 @@ def funsd_zip(annotation: bytes, image: bytes | None = None) -> bytes:
     return zip_of({"annotations/a.json": annotation, "images/a.png": image or image_bytes("PNG", (100, 100))})
 
 
-def annotation(box: list[int]) -> bytes:
-    entity = {"id": 0, "label": "question", "text": "x", "box": box, "words": [{"text": "x", "box": box}]}
-    return json.dumps({"form": [{**entity, "linking": []}]}).encode()
+def annotation(box: list[int], label: str = "question", linking: list | None = None) -> bytes:
+    entity = {"id": 0, "label": label, "text": "x", "box": box, "words": [{"text": "x", "box": box}]}
+    return json.dumps({"form": [{**entity, "linking": linking or []}]}).encode()
+
+
+def json_words(count: int) -> bytes:
+    words = [
+        {"text": "w", "box": [i % 900, 10 * (i // 900), i % 900 + 5, 10 * (i // 900) + 8]}
+        for i in range(count)
+    ]
+    return json_pages({"width": 1000, "height": 1000, "words": words})
 
 
 # Requests.
@@ -223,6 +231,18 @@ CASES: dict[str, Case] = {
         "too-many-pixels",
     ),
     "json no pages": Case(raw(b'{"pages": []}'), 422, "invalid-pages-json"),
+    "json page sides of 4000 digits": Case(
+        raw(b'{"pages":[{"width":' + b"9" * 4000 + b',"height":' + b"9" * 4000 + b',"words":[]}]}'),
+        422,
+        "invalid-pages-json",
+    ),
+    "json page of 5001 words": Case(raw(json_words(5001)), 413, "too-many-words"),
+    "page selection of 5000 digits": Case(raw(PNG, "?pages=1-" + "9" * 5000), 422, "invalid-page-selection"),
+    "model id with a path in it": Case(raw(PNG, "?model=mdl_0123456789abcdef/../x"), 422, "validation-error"),
+    "ocr language not installed": Case(raw(PNG, "?ocr_lang=xyz"), 422, "unsupported-ocr-language"),
+    "job with an ocr language not installed": Case(
+        lambda c: c.post("/v1/jobs?ocr_lang=eng%2Bxyz", files=job_files(1)), 422, "unsupported-ocr-language"
+    ),
     **{f"stored {name}": Case(upload(data), *problem) for name, (data, *problem) in REFUSED_UPLOADS.items()},
     "job with a truncated png among good files": Case(
         lambda c: c.post("/v1/jobs", files=BROKEN_AMONG_GOOD), 422, "corrupt-file"
@@ -267,6 +287,29 @@ CASES: dict[str, Case] = {
     "annotation with a corrupt image": Case(
         dataset(funsd_zip(annotation([1, 1, 5, 5]), PNG[:30])), 422, "invalid-dataset"
     ),
+    "annotation image a decompression bomb": Case(
+        dataset(funsd_zip(annotation([1, 1, 5, 5]), png_header(30_000, 30_000))), 422, "invalid-dataset"
+    ),
+    "annotation image over the pixel limit": Case(
+        dataset(funsd_zip(annotation([1, 1, 5, 5]), png_header(7_000, 7_000))), 413, "dataset-too-large"
+    ),
+    "annotation link of lists": Case(
+        dataset(funsd_zip(annotation([1, 1, 5, 5], linking=[[[0], [1]]]))), 422, "invalid-dataset"
+    ),
+    "annotation nested 5000 deep": Case(
+        dataset(
+            zip_of(
+                {"annotations/a.json": b'{"form":' + b"[" * 5000 + b"]" * 5000 + b"}", "images/a.png": PNG},
+                zipfile.ZIP_STORED,
+            )
+        ),
+        422,
+        "invalid-dataset",
+    ),
+    "annotations labelled with bio tags": Case(
+        dataset(funsd_zip(annotation([1, 1, 5, 5], label="O"))), 422, "invalid-dataset"
+    ),
+    "annotations without entities": Case(dataset(funsd_zip(b'{"form": []}')), 422, "invalid-dataset"),
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from model.synthetic import SyntheticPage, write_pdf, write_tiff
 from service.errors import (
@@ -84,6 +85,16 @@ def test_single_images_load_as_one_page_by_content(page: Image.Image, fmt: str, 
     assert (loaded.index, loaded.width, loaded.height) == (0, page.width, page.height)
     assert loaded.image is not None and loaded.image.mode in ("L", "RGB")
     assert loaded.words is None and loaded.needs_ocr and loaded.source == "image"
+
+
+def test_an_image_or_json_that_quotes_a_pdf_header_is_not_taken_for_a_pdf(page: Image.Image):
+    info = PngInfo()
+    info.add_text("Comment", "scanned from %PDF-1.7")
+    buffer = io.BytesIO()
+    page.save(buffer, "PNG", pnginfo=info)
+    assert detect_format(buffer.getvalue()) == "png"
+    assert detect_format(b'{"pages": [{"width": 9, "height": 9, "words": [{"text": "%PDF-1.4"') == "json"
+    assert detect_format(b"\x00junk before the header\n%PDF-1.4\n") == "pdf"  # as PDF readers accept
 
 
 def test_rgba_and_palette_images_become_rgb_on_white():

@@ -75,6 +75,10 @@ def test_delete_refuses_the_builtin_and_the_active_model(
     with pytest.raises(ModelNotFoundError):
         registry.entry(second)
     assert [e.id for e in registry.entries()] == [DEFAULT_ID, first]
+    # an id is a name, never a path: the same folder spelt with ".." is not a model
+    for spelling in (f"{first}/../{first}", f"{first}/.", f"{first}/"):
+        with pytest.raises(ModelNotFoundError):
+            registry.entry(spelling)
 
 
 def test_unknown_ids_and_a_missing_default(tmp_path: Path):

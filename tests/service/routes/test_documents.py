@@ -8,7 +8,7 @@ import json
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from tests.service.fake_pdf import FakePage, make_pdf, text_page
+from tests.service.fake_pdf import FakePage, TextRun, make_pdf, text_page
 from tests.service.routes.test_extract import problem
 from tests.service.support import wait_for_job, words_document
 
@@ -143,3 +143,18 @@ def test_listing_offsets_beyond_sqlite_integers_are_refused(api: TestClient):
     """Found by the schemathesis run: an offset over 2**63 reached SQLite and was a 500."""
     problem(api.get("/v1/documents", params={"offset": 2**70}), 422, "validation-error")
     assert api.get("/v1/documents", params={"offset": 2**62}).json()["documents"] == []
+
+
+def test_the_overlay_of_a_pdf_page_is_drawn_at_the_resolution_its_job_chose(api: TestClient):
+    # 3000 x 3000 points: 8333 x 8333 pixels at the default 200 dpi, over the pixel limit; 3000 x 3000 at 72
+    runs = [TextRun(100, 2800, 40, "Name: Jane Doe"), TextRun(100, 2700, 40, "Date: 2024")]
+    data = make_pdf([FakePage(runs, (3000, 3000))])
+    response = api.post("/v1/jobs?dpi=72", files=[("files", ("big.pdf", data, "application/pdf"))])
+    assert response.status_code == 202, response.text
+    assert wait_for_job(api, response.headers["location"])["status"] == "succeeded"
+    document_id = hashlib.sha256(data).hexdigest()
+    page = api.get(f"/v1/documents/{document_id}/result").json()["pages"][0]
+    assert (page["width"], page["height"]) == (3000, 3000)
+    response = api.get(f"/v1/documents/{document_id}/pages/1/overlay.png")
+    assert response.status_code == 200, response.text
+    assert Image.open(io.BytesIO(response.content)).size == (3000, 3000)

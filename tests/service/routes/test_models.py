@@ -56,5 +56,6 @@ def test_unknown_and_broken_models(api: TestClient, serving_model: Path, tmp_pat
     problem(api.get("/v1/models/nonsense"), 422, "validation-error")
     broken = register(api, serving_model, tmp_path, "b")
     (api.app.state.services.registry.root / broken / "model.int8.onnx").write_bytes(b"junk")
-    problem(api.post(f"/v1/models/{broken}/activate"), 409, "model-load-failed")
+    body = problem(api.post(f"/v1/models/{broken}/activate"), 503, "model-load-failed")
+    assert str(api.app.state.services.settings.data_dir.resolve()) not in body["detail"]
     assert api.get("/v1/models").json()["active"] == "default"
