@@ -1,4 +1,5 @@
-"""Optional API-key authentication: a FastAPI dependency on every `/v1` router.
+"""Optional API-key authentication: checked by the request gate (`service.gate`) before a `/v1` request's
+body is read, and declared as a FastAPI dependency on every `/v1` router (the OpenAPI security schemes).
 
 With `api_keys` empty (the default) every request passes. Otherwise a request must carry one of the keys,
 in `X-API-Key: KEY` or `Authorization: Bearer KEY`; anything else is a 401 problem document. Keys are
@@ -33,17 +34,32 @@ def key_matches(candidate: str, keys: list[str]) -> bool:
     return found
 
 
+def check_key(api_key: str | None, bearer: str | None, keys: list[str]) -> None:
+    """UnauthorizedError unless auth is off (`keys` empty) or one of the given credentials is a key."""
+    if not keys:
+        return
+    candidates = [value for value in (api_key, bearer) if value]
+    if not candidates:
+        raise UnauthorizedError("this API needs a key: send it in `X-API-Key` or `Authorization: Bearer`")
+    if not any(key_matches(candidate, keys) for candidate in candidates):
+        raise UnauthorizedError("the API key is not valid")
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer TOKEN` header value."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
 def require_api_key(
     request: Request,
     api_key: str | None = Security(API_KEY_HEADER),
     bearer: HTTPAuthorizationCredentials | None = Security(BEARER),
 ) -> None:
-    """FastAPI dependency: UnauthorizedError unless auth is off or the request has a configured key."""
+    """FastAPI dependency: UnauthorizedError unless auth is off or the request has a configured key. (The
+    request gate, `service.gate`, has already refused such requests before their body was read; this keeps
+    any route outside `/v1` honest and declares the schemes in the OpenAPI document.)"""
     settings: Settings = request.app.state.settings
-    if not settings.api_keys:
-        return
-    candidates = [value for value in (api_key, bearer.credentials if bearer else None) if value]
-    if not candidates:
-        raise UnauthorizedError("this API needs a key: send it in `X-API-Key` or `Authorization: Bearer`")
-    if not any(key_matches(candidate, settings.api_keys) for candidate in candidates):
-        raise UnauthorizedError("the API key is not valid")
+    check_key(api_key, bearer.credentials if bearer else None, settings.api_keys)

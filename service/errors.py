@@ -254,11 +254,15 @@ def _http_kind(status: int) -> str:
     return {400: "bad-request", 404: "not-found", 405: "method-not-allowed"}.get(status, f"http-{status}")
 
 
+def error_response(exc: DocextractError, instance: str, request_id: str | None) -> JSONResponse:
+    """The problem document of a service error."""
+    extra = {"request_id": request_id} if request_id else {}
+    return problem_response(exc.status, exc.kind, exc.detail, instance, extra, exc.headers)
+
+
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, DocextractError)
-    return problem_response(
-        exc.status, exc.kind, exc.detail, request.url.path, _request_id(request), exc.headers
-    )
+    return error_response(exc, request.url.path, getattr(request.state, "request_id", None))
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

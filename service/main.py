@@ -14,6 +14,7 @@ from service import __version__
 from service.auth import require_api_key
 from service.batcher import Batchers
 from service.errors import install_error_handlers
+from service.gate import RequestGate
 from service.metrics import Metrics, MetricsMiddleware
 from service.pipeline import extract_document
 from service.request_context import RequestContextMiddleware
@@ -76,8 +77,10 @@ def create_app(settings: Settings | None = None, extract: ExtractFn | None = Non
 
 
 def add_middleware(app: FastAPI, settings: Settings) -> None:
-    """Metrics innermost, then CORS (only with allowed origins), then request ids and access records
-    outermost (so every response, a CORS preflight's and an unexpected error's included, carries its id)."""
+    """The request gate innermost (API key and declared size, checked before a body is read), then
+    metrics, then CORS (only with allowed origins), then request ids and access records outermost (so every
+    response, a CORS preflight's and an unexpected error's included, carries its id)."""
+    app.add_middleware(RequestGate, settings=settings)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     if settings.cors_origins:
         app.add_middleware(
