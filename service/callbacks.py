@@ -3,7 +3,8 @@
 A callback makes this server POST to an address a client chose, so by default the URL must be absolute
 http(s) and every address its host resolves to must be a public one: loopback, private (RFC 1918, unique
 local), link-local (cloud metadata at 169.254.169.254 included), shared, multicast, reserved and
-unspecified addresses are refused, as are IPv4-mapped forms of those. The check runs when the job is
+unspecified addresses are refused, as are IPv6 forms that carry one of those (IPv4-mapped, 6to4, Teredo,
+NAT64). The check runs when the job is
 posted (a 400 problem document) and again just before the callback is sent (the name may resolve
 elsewhere by then). `allow_private_callbacks` turns the address check off (a receiver on the same host
 or network).
@@ -19,10 +20,25 @@ from service.errors import BadRequestError, CallbackUrlRefusedError
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
+NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")  # the well-known prefix (the local-use one is not global)
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries: mapped, 6to4, Teredo or NAT64 (RFC 6052) forms, each of
+    which a router may turn back into that IPv4 address."""
+    found = [address.ipv4_mapped, address.sixtofour, *(address.teredo or ())]
+    if address in NAT64_PREFIX:
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    return [ipv4 for ipv4 in found if ipv4 is not None]
+
+
 def is_public(address: IpAddress) -> bool:
-    """True for a globally routable unicast address."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """True for a globally routable unicast address that carries no non-public IPv4 address."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if not all(is_public(ipv4) for ipv4 in embedded_ipv4(address)):
+            return False
+        if address.ipv4_mapped is not None:
+            return True  # its IPv4 address is public (checked just above)
     return address.is_global and not address.is_multicast
 
 

@@ -7,7 +7,7 @@ from service.errors import DocumentNotFoundError, ResultNotFoundError
 from service.overlay import overlay_png
 from service.pages import detect_format, load_document
 from service.pdf import POINTS_PER_INCH, pdf_info
-from service.routes.paging import PageAfter, PageLimit, PageOffset, next_cursor, requested_cursor
+from service.routes.paging import PageAfter, PageLimit, PageOffset, page_of, requested_cursor
 from service.routes.uploads import UNREADABLE, checked_upload
 from service.schemas import DocumentList, ExtractionResult, PageResult, Problem, StoredDocument
 from service.settings import Settings
@@ -56,9 +56,8 @@ def list_documents(
 ) -> DocumentList:
     """One page of stored documents, newest first (like the job and training-run lists)."""
     cursor_after = requested_cursor(offset, after)
-    rows, total = services.store.list_documents(limit, offset, cursor_after)
+    rows, total, cursor = page_of(services.store.list_documents(limit + 1, offset, cursor_after), limit)
     documents = [document_view(r) for r in rows]
-    cursor = next_cursor(rows, limit)
     return DocumentList(documents=documents, total=total, limit=limit, offset=offset, next_cursor=cursor)
 
 

@@ -9,7 +9,7 @@ from service.errors import BadRequestError, DocumentNotFoundError, JobFinishedEr
 from service.pages import DocumentFormat
 from service.pipeline import effective_settings
 from service.routes.extract import query_options
-from service.routes.paging import PageAfter, PageLimit, PageOffset, next_cursor, requested_cursor
+from service.routes.paging import PageAfter, PageLimit, PageOffset, page_of, requested_cursor
 from service.routes.uploads import UNREADABLE, checked_upload, read_upload
 from service.schemas import ExtractOptions, Job, JobList, Problem, Status
 from service.views import job_summary_view, job_view
@@ -108,9 +108,9 @@ def list_jobs(
 ) -> JobList:
     """Newest first; each job with its progress but not its documents (`GET /v1/jobs/{job_id}`)."""
     cursor_after = requested_cursor(offset, after)
-    rows, total = services.store.list_jobs(limit, offset, status, cursor_after)
+    rows, total, cursor = page_of(services.store.list_jobs(limit + 1, offset, status, cursor_after), limit)
     jobs = [job_summary_view(r) for r in rows]
-    return JobList(jobs=jobs, total=total, limit=limit, offset=offset, next_cursor=next_cursor(rows, limit))
+    return JobList(jobs=jobs, total=total, limit=limit, offset=offset, next_cursor=cursor)
 
 
 def existing_job(services: Services, job_id: str) -> Job:

@@ -47,8 +47,11 @@ def decode_cursor(text: str) -> Cursor:
     return created, sequence
 
 
-def next_cursor(rows: list[Row], limit: int) -> str | None:
-    """The cursor of a full page's last item (None after a short page: the list has no more)."""
-    if not rows or len(rows) < limit:
-        return None
-    return encode_cursor((str(rows[-1]["created"]), int(rows[-1]["seq"])))
+def page_of(fetched: tuple[list[Row], int], limit: int) -> tuple[list[Row], int, str | None]:
+    """A page the store fetched with `limit + 1` rows: its first `limit` rows, the total, and the cursor of
+    its last row when another row follows (None on the last page, a full one included)."""
+    rows, total = fetched
+    if len(rows) <= limit:
+        return rows, total, None
+    page = rows[:limit]
+    return page, total, encode_cursor((str(page[-1]["created"]), int(page[-1]["seq"])))

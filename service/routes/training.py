@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, Uploa
 
 from service.datasets import unpack_dataset
 from service.errors import TrainingRunNotFoundError
-from service.routes.paging import PageAfter, PageLimit, PageOffset, next_cursor, requested_cursor
+from service.routes.paging import PageAfter, PageLimit, PageOffset, page_of, requested_cursor
 from service.routes.uploads import read_upload
 from service.schemas import Problem, Status, TrainingRun, TrainingRunList
 from service.views import run_summary_view, run_view
@@ -73,9 +73,8 @@ def list_runs(
 ) -> TrainingRunList:
     """Newest first; each run with its progress but not its metrics (`GET /v1/training-runs/{run_id}`)."""
     cursor_after = requested_cursor(offset, after)
-    rows, total = services.store.list_runs(limit, offset, status, cursor_after)
+    rows, total, cursor = page_of(services.store.list_runs(limit + 1, offset, status, cursor_after), limit)
     runs = [run_summary_view(r) for r in rows]
-    cursor = next_cursor(rows, limit)
     return TrainingRunList(training_runs=runs, total=total, limit=limit, offset=offset, next_cursor=cursor)
 
 

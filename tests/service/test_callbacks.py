@@ -14,13 +14,18 @@ from tests.service.routes.test_jobs import CallbackReceiver
 @pytest.mark.parametrize(
     "address",
     ["127.0.0.1", "10.0.0.5", "172.16.3.4", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
-     "224.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:10.0.0.1", "::ffff:127.0.0.1", "::"],
+     "224.0.0.1", "::1", "fe80::1", "fc00::1", "::ffff:10.0.0.1", "::ffff:127.0.0.1", "::",
+     # 127.0.0.1 and 169.254.169.254 inside NAT64, 6to4 and Teredo addresses
+     "64:ff9b::7f00:1", "64:ff9b:1::a9fe:a9fe", "2002:7f00:1::", "2002:a9fe:a9fe::1",
+     "2001:0:4136:e378:8000:63bf:80ff:fffe"],
 )  # fmt: skip
 def test_internal_addresses_are_not_public(address: str):
     assert not is_public(ipaddress.ip_address(address))
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"])
+@pytest.mark.parametrize(
+    "address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"]
+)
 def test_routable_addresses_are_public(address: str):
     assert is_public(ipaddress.ip_address(address))
 

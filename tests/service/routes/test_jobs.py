@@ -219,8 +219,7 @@ def test_job_cursor_pages_with_a_status_filter(api: TestClient):
     after = {"limit": 2, "status": "queued", "after": first["next_cursor"]}
     second = api.get("/v1/jobs", params=after).json()
     assert [job["id"] for page in (first, second) for job in page["jobs"]] == [ids[4], ids[2], ids[1], ids[0]]
-    assert second["next_cursor"] is not None and second["total"] == 5 + len(new) - 1
-    assert listed(api, status="queued", limit=2, after=second["next_cursor"]) == []
+    assert second["next_cursor"] is None and second["total"] == 5 + len(new) - 1  # nothing follows
 
 
 def test_jobs_filtered_by_status(api: TestClient):

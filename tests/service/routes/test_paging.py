@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.errors import InvalidCursorError
-from service.routes.paging import MAX_SEQUENCE, decode_cursor, encode_cursor, next_cursor, requested_cursor
+from service.routes.paging import MAX_SEQUENCE, decode_cursor, encode_cursor, page_of, requested_cursor
 from tests.service.routes.test_documents import upload
 from tests.service.routes.test_extract import problem
 from tests.service.support import words_document
@@ -47,10 +47,13 @@ def test_requested_cursors():
         requested_cursor(5, encode_cursor(("t", 3)))
 
 
-def test_a_cursor_is_given_after_full_pages_only():
-    rows = [{"created": "2026-11-26T10:00:00Z", "seq": n} for n in (9, 8)]
-    assert decode_cursor(next_cursor(rows, 2) or "") == ("2026-11-26T10:00:00Z", 8)
-    assert next_cursor(rows, 3) is None and next_cursor([], 2) is None
+def test_a_cursor_is_given_only_when_another_item_follows():
+    rows = [{"created": "2026-11-26T10:00:00Z", "seq": n} for n in (9, 8, 7)]
+    page, total, cursor = page_of((rows, 30), 2)  # the store fetched limit + 1 rows
+    assert (page, total) == (rows[:2], 30)
+    assert decode_cursor(cursor or "") == ("2026-11-26T10:00:00Z", 8)
+    assert page_of((rows[:2], 2), 2) == (rows[:2], 2, None)  # a full last page: no cursor
+    assert page_of((rows[:1], 1), 2) == (rows[:1], 1, None) and page_of(([], 0), 2) == ([], 0, None)
 
 
 def listing(api: TestClient, **params: object) -> dict:
@@ -77,6 +80,7 @@ def test_cursor_pages_survive_new_documents(api: TestClient):
 
 def test_bad_cursor_requests_are_problems(api: TestClient):
     upload(api, words_document(1))
+    upload(api, words_document(2))
     cursor = listing(api, limit=1)["next_cursor"]
     assert cursor is not None
     for route in ("/v1/documents", "/v1/jobs", "/v1/training-runs"):
