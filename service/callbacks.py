@@ -20,7 +20,8 @@ from service.errors import BadRequestError, CallbackUrlRefusedError
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")  # the well-known prefix (the local-use one is not global)
+NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")  # well-known prefix: the IPv4 address in the last 32 bits
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")  # local-use (RFC 8215): never public
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
@@ -35,7 +36,7 @@ def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]
 def is_public(address: IpAddress) -> bool:
     """True for a globally routable unicast address that carries no non-public IPv4 address."""
     if isinstance(address, ipaddress.IPv6Address):
-        if not all(is_public(ipv4) for ipv4 in embedded_ipv4(address)):
+        if address in NAT64_LOCAL or not all(is_public(ipv4) for ipv4 in embedded_ipv4(address)):
             return False
         if address.ipv4_mapped is not None:
             return True  # its IPv4 address is public (checked just above)
