@@ -12,6 +12,7 @@ from service.routes.extract import query_options
 from service.routes.paging import PageAfter, PageLimit, PageOffset, page_of, requested_cursor
 from service.routes.uploads import UNREADABLE, checked_upload, read_upload
 from service.schemas import ExtractOptions, Job, JobList, Problem, Status
+from service.store import sha256_hex
 from service.views import job_summary_view, job_view
 from service.work import Services, get_services
 
@@ -26,26 +27,38 @@ def check_callback(url: str | None, services: Services) -> str | None:
     return check_callback_url(url, services.settings.allow_private_callbacks)
 
 
-def stored_uploads(
+def checked_uploads(
     services: Services, files: list[UploadFile], options: ExtractOptions
-) -> list[tuple[str, str | None]]:
-    """(document id, filename) of every upload, stored once all of them are known to be readable with the
-    job's options: one bad file refuses the job as a whole, nothing stored (each file is read twice, so
-    that only one is held in memory at a time)."""
+) -> list[tuple[str, DocumentFormat]]:
+    """(document id, format) of every upload, each checked readable with the job's options: one bad file
+    refuses the job as a whole (only one file is held in memory at a time)."""
     settings = effective_settings(services.settings, options)
-    formats: list[DocumentFormat] = [checked_upload(upload, settings, options.pages)[1] for upload in files]
-    documents = []
-    for upload, fmt in zip(files, formats, strict=True):
-        upload.file.seek(0)
-        data = read_upload(upload.file, settings.max_upload_bytes, upload.filename)
-        documents.append((services.store.add_document(data, upload.filename, fmt)["id"], upload.filename))
-    return documents
+    checked = []
+    for upload in files:
+        data, fmt = checked_upload(upload, settings, options.pages)
+        checked.append((sha256_hex(data), fmt))
+    return checked
+
+
+def refuse_repeats(named: list[tuple[str, str | None]]) -> None:
+    """BadRequestError when one document comes twice (an id named twice, or files with the same bytes):
+    a job processes each document once, and silently keeping one of the two would lose the other's name."""
+    first_name: dict[str, str | None] = {}
+    for document_id, name in named:
+        if document_id in first_name:
+            names = " and ".join(repr(n) for n in (first_name[document_id], name) if n) or "twice"
+            raise BadRequestError(
+                f"document {document_id} comes twice in the job ({names}): a job processes each document "
+                "once, so send it once"
+            )
+        first_name[document_id] = name
 
 
 def job_documents(
     services: Services, files: list[UploadFile], document_ids: list[str], options: ExtractOptions
 ) -> list[tuple[str, str | None]]:
-    """(document id, filename) of every named stored document and every upload (stored now)."""
+    """(document id, filename) of every named stored document and every upload; the uploads are stored
+    once every file is known readable and no document comes twice (otherwise nothing is stored)."""
     ids = [part.strip() for value in document_ids for part in value.split(",") if part.strip()]
     if not files and not ids:
         raise BadRequestError(
@@ -57,7 +70,16 @@ def job_documents(
         if row is None:
             raise DocumentNotFoundError(f"no document {document_id}; upload it with POST /v1/documents")
         documents.append((document_id, row["filename"]))
-    return documents + stored_uploads(services, files, options)
+    checked = checked_uploads(services, files, options)
+    refuse_repeats(
+        documents + [(sha, upload.filename) for (sha, _), upload in zip(checked, files, strict=True)]
+    )
+    limit = effective_settings(services.settings, options).max_upload_bytes
+    for upload, (_, fmt) in zip(files, checked, strict=True):
+        upload.file.seek(0)
+        data = read_upload(upload.file, limit, upload.filename)
+        documents.append((services.store.add_document(data, upload.filename, fmt)["id"], upload.filename))
+    return documents
 
 
 @router.post(

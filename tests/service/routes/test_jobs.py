@@ -58,7 +58,7 @@ def test_a_job_over_files_and_stored_documents(api: TestClient):
     response = api.post(
         "/v1/jobs",
         files=job_files(2, start=20),
-        data={"document_ids": [f"{first['id']},{second['id']}", first["id"]]},
+        data={"document_ids": [f"{first['id']},{second['id']}"]},
     )
     assert response.status_code == 202
     job = response.json()
@@ -94,6 +94,25 @@ def test_a_job_with_one_unreadable_file_is_refused_as_a_whole(api: TestClient):
     assert api.app.state.services.store.counts("job_documents") == {}
     assert api.get("/v1/jobs").json()["total"] == 0
     assert api.get("/v1/documents").json()["total"] == 0  # not even the good files
+
+
+def test_a_document_that_comes_twice_refuses_the_job_and_nothing_is_stored(api: TestClient):
+    stored = upload(api, words_document(30), "stored.json")
+    twice = {"document_ids": [f"{stored['id']},{stored['id']}"]}
+    assert stored["id"] in problem(api.post("/v1/jobs", data=twice), 400, "bad-request")["detail"]
+    same_bytes = [
+        ("files", (name, words_document(31), "application/json")) for name in ("a.json", "copy.json")
+    ]
+    body = problem(api.post("/v1/jobs", files=same_bytes), 400, "bad-request")
+    assert "'a.json' and 'copy.json'" in body["detail"]
+    stored_again = [("files", ("again.json", words_document(30), "application/json"))]
+    assert (
+        "'stored.json' and 'again.json'"
+        in problem(
+            api.post("/v1/jobs", files=stored_again, data={"document_ids": stored["id"]}), 400, "bad-request"
+        )["detail"]
+    )
+    assert api.get("/v1/jobs").json()["total"] == 0 and api.get("/v1/documents").json()["total"] == 1
 
 
 def test_the_page_limit_of_job_files_counts_the_selected_pages(api: TestClient):
