@@ -330,6 +330,26 @@ def load_document(data: bytes, settings: Settings, pages_selection: str | None =
     return _load_image(data, fmt, settings, pages_selection)
 
 
+def document_pages(
+    data: bytes, settings: Settings, pages_selection: str | None = None
+) -> tuple[DocumentFormat, list[int]]:
+    """The format and the 0-based indices of the pages `load_document` returns for this selection, with
+    the same errors for the selection and the page count, from the document's header or page list (images
+    are not decoded, a PDF is not rasterised): lets a caller load a long document a few pages at a time."""
+    _check_size(data, settings)
+    fmt = detect_format(data)
+    if fmt == "pdf":
+        count = pdf.pdf_info(data, settings).page_count
+    elif fmt == "json":
+        count = len(_parse_json(data).pages)
+    else:
+        with _open(data, fmt, settings) as image:
+            count = _frame_count(image)
+    indices = resolve_page_selection(pages_selection, count)
+    check_page_count(len(indices), settings)
+    return fmt, indices
+
+
 def _checked_indices(selection: str | None, page_count: int, settings: Settings) -> list[int]:
     """The pages `check_document` decodes: the selected ones the document has (all without a selection, the
     first when none is left), under the page limit. Selected pages beyond the end are not an error here:

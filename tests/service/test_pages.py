@@ -28,6 +28,7 @@ from service.errors import (
 from service.pages import (
     check_document,
     detect_format,
+    document_pages,
     load_document,
     parse_page_selection,
     resolve_page_selection,
@@ -419,3 +420,19 @@ def test_resolved_selection_is_sorted_unique_and_in_range(ranges: list[tuple[int
     chosen = resolve_page_selection(spec, 45)
     assert chosen == sorted(set(chosen)) and all(0 <= i < 45 for i in chosen)
     assert set(chosen) == {p - 1 for a, n in ranges for p in range(a, a + n + 1)}
+
+
+def test_document_pages_names_the_pages_load_document_returns_with_its_errors(
+    two_page_pdf: bytes, two_page_tiff: bytes
+):
+    for data, fmt in ((two_page_pdf, "pdf"), (two_page_tiff, "tiff")):
+        for selection in (None, "2", "1-2", "2,1"):
+            expected = [page.index for page in load_document(data, SETTINGS, selection)]
+            assert document_pages(data, SETTINGS, selection) == (fmt, expected)
+        for selection, error in (("3", PageSelectionError), ("x", PageSelectionError)):
+            with pytest.raises(error):
+                document_pages(data, SETTINGS, selection)
+        with pytest.raises(TooManyPagesError):
+            document_pages(data, Settings(max_pages=1))
+    json_pages = json.dumps({"pages": [{"width": 9, "height": 9, "words": []}] * 3}).encode()
+    assert document_pages(json_pages, SETTINGS, "2-3") == ("json", [1, 2])

@@ -40,6 +40,7 @@ from service.schemas import (
     PageResult,
 )
 from service.settings import Settings, get_settings
+from tests.service.fake_pdf import make_pdf, text_page
 
 SETTINGS = Settings(ocr_quality="fast", ocr_detect_orientation=False, ocr_workers=1)
 TINY_OPTIONS = TrainOptions(
@@ -133,6 +134,30 @@ def test_multi_page_pdf_with_page_selection_and_dpi(
     assert [p.page for p in result.pages] == [1, 3]
     assert all(p.status == "ok" and (p.width, p.height) == (850, 1100) and p.entities for p in result.pages)
     check_consistent(result)
+
+
+def test_a_long_pdf_goes_through_a_few_pages_at_a_time(runtime: Runtime, monkeypatch: pytest.MonkeyPatch):
+    count = pipeline.PAGES_PER_CHUNK * 2 + 3
+    data = make_pdf(
+        [text_page([f"Name: person {n}", f"Invoice: {1000 + n}", "Date: 2024-01-02"]) for n in range(count)]
+    )
+    loaded: list[int] = []
+    real_load = pipeline.load_document
+
+    def counting_load(*args: object) -> list:
+        pages = real_load(*args)  # type: ignore[arg-type]
+        loaded.append(len(pages))
+        return pages
+
+    monkeypatch.setattr(pipeline, "load_document", counting_load)
+    extraction = run_extraction(
+        data, ExtractOptions(pages=f"2-{count}"), SETTINGS, runtime, keep_images=False
+    )
+    assert loaded == [8, 8, count - 1 - 16]  # never more than PAGES_PER_CHUNK page images at once
+    pages = extraction.result.pages
+    assert [page.page for page in pages] == list(range(2, count + 1))
+    assert [page.words[4].text for page in pages] == [str(1000 + n) for n in range(1, count)]  # in order
+    assert all(page.entities for page in pages) and extraction.images == [None] * (count - 1)
 
 
 def test_multi_frame_tiff(tmp_path: Path, synthetic_pages: list[SyntheticPage], runtime: Runtime):
