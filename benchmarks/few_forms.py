@@ -47,8 +47,12 @@ def epochs_for(count: int, full_epochs: int) -> int:
     return max(full_epochs, math.ceil(full_epochs * FULL_FORMS / count))
 
 
+def run_name(init_name: str, count: int, seed: int) -> str:
+    return f"{init_name}-{count}" + (f"-seed{seed}" if seed != 42 else "")
+
+
 def run_one(count: int, init_name: str, init: str, args: argparse.Namespace) -> dict[str, Any]:
-    name = f"{init_name}-{count}"
+    name = run_name(init_name, count, args.seed)
     forms = sample_forms(read_dataset(args.data / "training_data"), count, args.seed)
     recipe = replace(finetune_recipe(args), init=init, epochs=epochs_for(count, args.epochs))
     out = args.work / name
@@ -67,12 +71,12 @@ def run_one(count: int, init_name: str, init: str, args: argparse.Namespace) -> 
 
 def markdown_table(results: dict[str, dict[str, Any]]) -> str:
     lines = [
-        "| labelled forms | epochs | (a) MiniLM only | (b) synthetic pre-training | (b) - (a) |",
-        "| --- | --- | --- | --- | --- |",
+        "| labelled forms | seed | epochs | (a) MiniLM only | (b) synthetic pre-training | (b) - (a) |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for count in sorted({int(r["forms"]) for r in results.values()}):
-        pair = [results.get(f"{init}-{count}") for init in ("minilm", "synth")]
-        cells = [str(count), str(next(r["epochs"] for r in pair if r))]
+    for count, seed in sorted({(int(r["forms"]), int(r["seed"])) for r in results.values()}):
+        pair = [results.get(run_name(init, count, seed)) for init in ("minilm", "synth")]
+        cells = [str(count), str(seed), str(next(r["epochs"] for r in pair if r))]
         cells += [f"{r['entity_f1']:.4f} / {r['relation_f1_gold_entities']:.4f}" if r else "-" for r in pair]
         a, b = pair
         cells.append(f"**{100 * (b['entity_f1'] - a['entity_f1']):+.1f}**" if a and b else "-")
@@ -110,7 +114,7 @@ def main() -> None:
     recorded = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
     for count in args.forms:
         for init_name in args.inits.split(","):
-            if f"{init_name}-{count}" in recorded:
+            if run_name(init_name, count, args.seed) in recorded:
                 continue
             result = run_one(count, init_name, inits[init_name], args)
             print(f"[{result['run']}] test entity F1 {result['entity_f1']:.4f}", flush=True)
