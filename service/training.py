@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from service.settings import Settings
-from service.store import Store
+from service.store import TERMINAL, Store
 
 if TYPE_CHECKING:
     from model.artifact import InputOptions
@@ -81,6 +81,8 @@ def run_in_child(services: "Services", run_id: str, claim: str, stopping: thread
     error = f"the training process exited with code {child.returncode}: {tail.strip()}"
     store.settle("training_runs", run_id, claim, "failed", error=error)  # no-op if the child settled it
     shutil.rmtree(work, ignore_errors=True)
+    if (store.get_run(run_id) or {}).get("status") in TERMINAL:  # not when a retry will need the data
+        shutil.rmtree(store.dataset_dir(run_id), ignore_errors=True)
     return False
 
 

@@ -47,6 +47,8 @@ def test_a_training_run_produces_a_model_that_serves(api: TestClient, synthetic_
 
     run = wait_for(finished, timeout=300, interval=0.5)
     assert run["status"] == "succeeded", run["error"]
+    dataset = api.app.state.services.store.dataset_dir(run["id"])
+    wait_for(lambda: not dataset.exists(), timeout=30)  # the unpacked upload goes once the run has ended
     assert run["progress"]["epoch"] == 1 and run["progress"]["step"] == run["progress"]["total_steps"] > 0
     (epoch,) = run["metrics"]
     assert epoch["epoch"] == 1 and epoch["loss"] > 0 and 0 <= epoch["entity_f1"] <= 1
@@ -94,6 +96,8 @@ def test_a_run_that_cannot_start_fails_with_its_reason(
         lambda: (r := api.get(response.headers["location"]).json())["status"] == "failed" and r, 120
     )
     assert "has no trained weights" in run["error"] and run["model_id"] is None
+    dataset = services.store.dataset_dir(run["id"])
+    wait_for(lambda: not dataset.exists(), timeout=30)  # a failed run keeps no copy of the upload either
 
 
 def queued_runs(api: TestClient, synthetic_dataset: Path, count: int) -> list[str]:
