@@ -117,6 +117,8 @@ class Registry:
         paths = sorted(self.root.glob(f"mdl_*/{ENTRY_FILE}")) if self.root.is_dir() else []
         trained = []
         for marker in paths:
+            if TRAINED_ID.match(marker.parent.name) is None:
+                continue  # a foreign folder: not a model id the API could name
             try:
                 trained.append(read_entry(marker.parent.name, marker.parent, builtin=False))
             except (OSError, ValueError):
