@@ -4,14 +4,15 @@ A callback makes this server POST to an address a client chose, so by default th
 http(s) and every address its host resolves to must be a public one: loopback, private (RFC 1918, unique
 local), link-local (cloud metadata at 169.254.169.254 included), shared, multicast, reserved and
 unspecified addresses are refused, as are IPv6 forms that carry one of those (IPv4-mapped, 6to4, Teredo,
-NAT64). The check runs when the job is
-posted (a 400 problem document) and again just before the callback is sent (the name may resolve
-elsewhere by then). `allow_private_callbacks` turns the address check off (a receiver on the same host
-or network).
+NAT64). The check runs when the job is posted (a 400 problem document) and again just before the callback
+is sent (the name may resolve elsewhere by then); the request then goes to the very address that was
+checked, with the original `Host` header and TLS server name, so no second DNS answer can redirect it (DNS
+rebinding). `allow_private_callbacks` turns the address check off (a receiver on the same host or network).
 """
 
 import ipaddress
 import socket
+from dataclasses import dataclass
 
 import httpx
 
@@ -57,20 +58,51 @@ def resolve(host: str) -> list[IpAddress]:
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in found]
 
 
-def check_callback_url(url: str, allow_private: bool) -> str:
-    """The URL when it may be called back; BadRequestError (not a URL) or CallbackUrlRefusedError."""
+def _parsed(url: str) -> httpx.URL:
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL as exc:
         raise BadRequestError(f"callback_url {url!r} is not a URL: {exc}") from exc
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise BadRequestError(f"callback_url must be an absolute http(s) URL, got {url!r}")
-    if allow_private:
-        return url
-    refused = [str(address) for address in resolve(parsed.host) if not is_public(address)]
-    if refused:
+    return parsed
+
+
+def _checked_addresses(url: str, parsed: httpx.URL, allow_private: bool) -> list[IpAddress]:
+    addresses = resolve(parsed.host)
+    refused = [str(address) for address in addresses if not is_public(address)]
+    if refused and not allow_private:
         raise CallbackUrlRefusedError(
             f"callback_url {url!r} points at a non-public address ({', '.join(refused)}); "
             "set DOCEXTRACT_ALLOW_PRIVATE_CALLBACKS=true to allow loopback and private networks"
         )
+    return addresses
+
+
+def check_callback_url(url: str, allow_private: bool) -> str:
+    """The URL when it may be called back; BadRequestError (not a URL) or CallbackUrlRefusedError."""
+    parsed = _parsed(url)
+    if not allow_private:
+        _checked_addresses(url, parsed, allow_private)
     return url
+
+
+@dataclass(frozen=True)
+class CallbackTarget:
+    """Where a callback goes: the URL with its host replaced by the address that was checked, and the
+    `Host` header and TLS server name of the original host (the certificate is verified against it)."""
+
+    url: str
+    headers: dict[str, str]
+    extensions: dict[str, str]
+
+
+def callback_target(url: str, allow_private: bool) -> CallbackTarget:
+    """Check the URL (as `check_callback_url`) and pin it to the first address checked, so that the
+    request cannot reach another address through a second DNS answer (DNS rebinding)."""
+    parsed = _parsed(url)
+    address = _checked_addresses(url, parsed, allow_private)[0]
+    pinned = parsed.copy_with(host=str(address))
+    is_name = parsed.host != str(address)
+    extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" and is_name else {}
+    return CallbackTarget(str(pinned), {"Host": parsed.netloc.decode("ascii")}, extensions)

@@ -1,10 +1,11 @@
 """The callback SSRF guard: which addresses count as public, URL checks, and the check at send time."""
 
 import ipaddress
+import socket
 
 import pytest
 
-from service.callbacks import check_callback_url, is_public, resolve
+from service.callbacks import callback_target, check_callback_url, is_public, resolve
 from service.errors import BadRequestError, CallbackUrlRefusedError
 from service.settings import Settings
 from service.work import build_services
@@ -62,5 +63,40 @@ def test_the_address_is_checked_again_when_the_callback_is_sent(tmp_path):
         allowed.store.create_job("job_" + "2" * 32, [], {}, receiver.url)
         allowed.worker.send_callback("job_" + "2" * 32)
         assert [body["id"] for body in receiver.bodies] == ["job_" + "2" * 32]
+    finally:
+        receiver.server.shutdown()
+
+
+def test_a_callback_goes_to_the_address_that_was_checked(monkeypatch: pytest.MonkeyPatch):
+    answers = {"hooks.example.com": "93.184.216.34", "rebind.example.com": "10.0.0.7"}
+
+    def fake_getaddrinfo(host: str, *args: object, **kwargs: object) -> list:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], 0))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
+    target = callback_target("https://hooks.example.com:8443/cb?job=1", allow_private=False)
+    assert target.url == "https://93.184.216.34:8443/cb?job=1"
+    assert target.headers == {"Host": "hooks.example.com:8443"}
+    assert target.extensions == {"sni_hostname": "hooks.example.com"}  # the certificate is checked against it
+    plain = callback_target("http://hooks.example.com/cb", allow_private=False)
+    assert (plain.url, plain.headers, plain.extensions) == (
+        "http://93.184.216.34/cb",
+        {"Host": "hooks.example.com"},
+        {},
+    )
+    with pytest.raises(CallbackUrlRefusedError):
+        callback_target("https://rebind.example.com/cb", allow_private=False)
+    assert callback_target("https://rebind.example.com/cb", allow_private=True).url == "https://10.0.0.7/cb"
+
+
+def test_a_pinned_callback_reaches_the_receiver_with_its_host_header(tmp_path):
+    receiver = CallbackReceiver()
+    try:
+        port = receiver.server.server_address[1]
+        services = build_services(Settings(data_dir=tmp_path / "data", allow_private_callbacks=True))
+        services.store.create_job("job_" + "3" * 32, [], {}, f"http://localhost:{port}/hook")
+        services.worker.send_callback("job_" + "3" * 32)
+        assert [body["id"] for body in receiver.bodies] == ["job_" + "3" * 32]
+        assert receiver.hosts == [f"localhost:{port}"]
     finally:
         receiver.server.shutdown()

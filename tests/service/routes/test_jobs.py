@@ -21,12 +21,14 @@ class CallbackReceiver:
 
     def __init__(self) -> None:
         self.bodies: list[dict] = []
+        self.hosts: list[str] = []  # the Host header of each request
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers["content-length"])
                 receiver.bodies.append(json.loads(self.rfile.read(length)))
+                receiver.hosts.append(self.headers["host"])
                 self.send_response(204)
                 self.end_headers()
 
