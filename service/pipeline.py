@@ -34,6 +34,7 @@ from model.bundled import bundled_model_dir
 from model.onnx_meta import ONNX_META_FILE, graph_source_digest
 from model.runtime import PageWords
 from service.document import Page
+from service.errors import DocumentTimeoutError
 from service.ocr import ocr_pages
 from service.pages import document_pages, load_document
 from service.schemas import (
@@ -242,6 +243,16 @@ def key_values(page: PageResult) -> list[KeyValue]:
     return pairs
 
 
+def check_deadline(clock: StageClock, settings: Settings, pages_done: int) -> None:
+    """DocumentTimeoutError when the document has taken longer than `document_timeout_s` so far."""
+    spent_s = time.perf_counter() - clock.started
+    if spent_s > settings.document_timeout_s:
+        raise DocumentTimeoutError(
+            f"the document took longer than {settings.document_timeout_s:g} s ({pages_done} pages done in "
+            f"{spent_s:.0f} s); select fewer pages"
+        )
+
+
 def run_extraction(
     data: bytes, options: ExtractOptions, settings: Settings, runtime: RuntimeLike, keep_images: bool = True
 ) -> Extraction:
@@ -259,6 +270,7 @@ def run_extraction(
     results: list[PageResult] = []
     images: list[Image.Image | None] = []
     for start in range(0, len(indices), size):
+        check_deadline(clock, settings, start)
         chunk = ",".join(str(index + 1) for index in indices[start : start + size])
         with clock("decode"):
             pages = load_document(data, settings, chunk)

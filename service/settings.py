@@ -99,6 +99,12 @@ class Settings(BaseSettings):
         10.0, ge=0, le=1000, description="How long a model call waits for other requests to join it."
     )
     ocr_page_timeout_s: float = Field(60.0, gt=0, description="Time limit of each tesseract call on a page.")
+    document_timeout_s: float = Field(
+        1800.0,
+        gt=0,
+        description="Time limit of one document's extraction, checked between groups of 8 pages (the "
+        "per-call limits above bound each step; this bounds their sum).",
+    )
     ocr_detect_orientation: bool = Field(
         True, description="Detect pages scanned at 90/180/270 degrees (tesseract OSD) and turn them upright."
     )

@@ -3,6 +3,7 @@
 import hashlib
 import io
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from model.synthetic import SyntheticPage, write_funsd_dataset, write_pdf, write
 from model.train import TrainOptions, prepare_trainer
 from service import pipeline
 from service.cli import app
-from service.errors import PageSelectionError, UnsupportedFormatError
+from service.errors import DocumentTimeoutError, PageSelectionError, UnsupportedFormatError
 from service.overlay import ARROW_COLOUR, label_colour, render_overlay
 from service.pipeline import (
     effective_settings,
@@ -158,6 +159,17 @@ def test_a_long_pdf_goes_through_a_few_pages_at_a_time(runtime: Runtime, monkeyp
     assert [page.page for page in pages] == list(range(2, count + 1))
     assert [page.words[4].text for page in pages] == [str(1000 + n) for n in range(1, count)]  # in order
     assert all(page.entities for page in pages) and extraction.images == [None] * (count - 1)
+
+
+def test_a_document_over_its_time_limit_is_stopped_between_page_groups(runtime: Runtime):
+    settings = SETTINGS.model_copy(update={"document_timeout_s": 5.0})
+    pipeline.check_deadline(pipeline.StageClock(started=time.perf_counter() - 4), settings, 8)  # in time
+    with pytest.raises(DocumentTimeoutError, match=r"longer than 5 s \(8 pages done in 10 s\)"):
+        pipeline.check_deadline(pipeline.StageClock(started=time.perf_counter() - 10), settings, 8)
+    data = make_pdf([text_page(["Name: Jane Doe", "Date: 2024-01-02"])] * 2)
+    hurried = SETTINGS.model_copy(update={"document_timeout_s": 1e-9})
+    with pytest.raises(DocumentTimeoutError, match="select fewer pages"):
+        run_extraction(data, ExtractOptions(), hurried, runtime)
 
 
 def test_multi_frame_tiff(tmp_path: Path, synthetic_pages: list[SyntheticPage], runtime: Runtime):
