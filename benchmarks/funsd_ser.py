@@ -146,7 +146,6 @@ def run_one(
         "git_sha": git_sha(),
         "model_dir": str(kept),
         "init": options.init,
-        "transfer_heads": options.transfer_heads,
     }
 
 
@@ -271,9 +270,6 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=TrainOptions.batch_size)
     parser.add_argument("--bf16", action="store_true", help="training steps under bfloat16 autocast")
     parser.add_argument(
-        "--fresh-heads", action="store_true", help="from --synthetic-init: new heads, only the encoder copied"
-    )
-    parser.add_argument(
         "--attention-dropout", type=float, default=None, help="attention-probability dropout (default 0.1)"
     )
     parser.add_argument("--tag", default="", help="a recipe variant: recorded as RUN+TAG, in its own folder")
@@ -313,7 +309,6 @@ def base_options(args: argparse.Namespace) -> TrainOptions:
         ema_decay=args.ema_decay,
         augmentation=Augmentation(args.token_mask_rate, args.box_jitter),
         bf16=args.bf16,
-        transfer_heads=not args.fresh_heads,
     )
 
 

@@ -56,7 +56,6 @@ class TrainOptions:
     ema_decay: float | None = None  # evaluate and keep an exponential moving average of the weights
     augmentation: Augmentation = field(default_factory=Augmentation)  # input noise (off by default)
     bf16: bool = False  # training steps' forward under bfloat16 autocast (CPUs with AVX512-BF16/AMX, GPUs)
-    transfer_heads: bool = True  # from a saved model: take its heads too where the label sets match
 
     @property
     def validation_seed(self) -> int:
@@ -88,14 +87,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def initialised_model(meta: ArtifactMeta, init: str, heads: bool = True) -> tuple[EntityTagger, set[str]]:
+def initialised_model(meta: ArtifactMeta, init: str) -> tuple[EntityTagger, set[str]]:
     """A fresh network with its text stream from MiniLM, random weights, or a saved model's weights, and the
     names of the parameters that start from trained weights (they take the lower `lr`).
 
     From a saved model (e.g. one pre-trained on synthetic forms) the encoder is always copied; the entity
-    and relation heads too when the label set (and relation schema) are the same and `heads` is set, so
-    that fine-tuning starts from everything the source learned that still fits. The saved model is read
-    once."""
+    and relation heads too when the label set (and relation schema) are the same, so that fine-tuning
+    starts from everything the source learned that still fits. The saved model is read once."""
     model = build_network(meta)
     if init == "random":
         return model, set()
@@ -103,7 +101,7 @@ def initialised_model(meta: ArtifactMeta, init: str, heads: bool = True) -> tupl
         load_minilm_text_stream(model.encoder)
         return model, {f"encoder.{name}" for name in name_mapping(meta.config.num_layers)}
     source, source_meta = load_model(Path(init))
-    state = transferable_state(source, source_meta, meta, heads)
+    state = transferable_state(source, source_meta, meta)
     model.load_state_dict(state, strict=False)
     return model, set(state)
 
@@ -112,13 +110,11 @@ def build_model(meta: ArtifactMeta, init: str) -> EntityTagger:
     return initialised_model(meta, init)[0]
 
 
-def transferable_state(
-    source: EntityTagger, source_meta: ArtifactMeta, meta: ArtifactMeta, heads: bool = True
-) -> dict:
-    """The source weights a model described by `meta` can take: the encoder, plus (with `heads`) heads of
-    equal shape when the label sets match. Raises when the encoders differ in shape."""
+def transferable_state(source: EntityTagger, source_meta: ArtifactMeta, meta: ArtifactMeta) -> dict:
+    """The source weights a model described by `meta` can take: the encoder, plus heads of equal shape
+    when the label sets match. Raises when the encoders differ in shape."""
     target = build_network(meta).state_dict()
-    same_labels = heads and source_meta.label_set == meta.label_set
+    same_labels = source_meta.label_set == meta.label_set
     state = {}
     for name, tensor in source.state_dict().items():
         is_encoder = name.startswith("encoder.")
@@ -398,7 +394,7 @@ def prepare_trainer(
     meta = ArtifactMeta(config, label_set, vocab_sha256(tokenizer), inputs, relation_schema=schema)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model, pretrained = initialised_model(meta, options.init, options.transfer_heads)
+    model, pretrained = initialised_model(meta, options.init)
     model.to(device_for(0))  # a GPU where there is one
     pad_id = SpecialTokens.of(tokenizer).pad
     train_pages, val_pages = encode(train_idx), encode(val_idx)

@@ -267,18 +267,6 @@ def test_a_non_finite_loss_stops_training_before_it_touches_the_weights():
     assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
-def test_fine_tuning_with_fresh_heads_takes_only_the_encoder(overfit_run):
-    _, _, out = overfit_run
-    source, source_meta = load_model(out / "best")
-    fresh, pretrained = initialised_model(source_meta, str(out / "best"), heads=False)
-    assert pretrained and all(name.startswith("encoder.") for name in pretrained)
-    state = fresh.state_dict()
-    assert torch.equal(
-        state["encoder.embeddings.word_embeddings.weight"], source.encoder.embeddings.word_embeddings.weight
-    )
-    assert not torch.equal(fresh.classifier.weight, source.classifier.weight)
-
-
 def test_the_split_seed_fixes_the_validation_forms_whatever_the_training_seed(
     tmp_path: Path, synthetic_dataset
 ):
