@@ -101,7 +101,9 @@ def callback_target(url: str, allow_private: bool) -> CallbackTarget:
     """Check the URL (as `check_callback_url`) and pin it to the first address checked, so that the
     request cannot reach another address through a second DNS answer (DNS rebinding)."""
     parsed = _parsed(url)
-    address = _checked_addresses(url, parsed, allow_private)[0]
+    addresses = _checked_addresses(url, parsed, allow_private)
+    # IPv4 first: a host without IPv6 routes would fail on an AAAA answer (connect tries one address)
+    address = next((a for a in addresses if a.version == 4), addresses[0])
     pinned = parsed.copy_with(host=str(address))
     is_name = parsed.host != str(address)
     extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" and is_name else {}
