@@ -29,8 +29,9 @@ from service.settings import Settings
 from service.store import now_iso, write_atomic
 
 DEFAULT_ID = "default"
-TRAINED_ID = re.compile(r"^mdl_[0-9a-f]{16}$")  # a trained model's id: also its folder name under models/
-MODEL_ID_PATTERN = r"^(default|mdl_[0-9a-f]{16})$"  # what the routes accept as a model id
+TRAINED_ID_FORM = r"mdl_[0-9a-f]{16}"  # a trained model's id: also its folder name under models/
+TRAINED_ID = re.compile(f"^{TRAINED_ID_FORM}$")
+MODEL_ID_PATTERN = f"^({DEFAULT_ID}|{TRAINED_ID_FORM})$"  # what the routes accept as a model id
 ENTRY_FILE = "registry.json"
 ACTIVE_FILE = "active.json"
 CACHED_RUNTIMES = 3

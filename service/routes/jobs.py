@@ -74,10 +74,9 @@ def job_documents(
     refuse_repeats(
         documents + [(sha, upload.filename) for (sha, _), upload in zip(checked, files, strict=True)]
     )
-    limit = effective_settings(services.settings, options).max_upload_bytes
     for upload, (_, fmt) in zip(files, checked, strict=True):
-        upload.file.seek(0)
-        data = read_upload(upload.file, limit, upload.filename)
+        upload.file.seek(0)  # read again: only one file is held in memory at a time
+        data = read_upload(upload.file, services.settings.max_upload_bytes, upload.filename)
         documents.append((services.store.add_document(data, upload.filename, fmt)["id"], upload.filename))
     return documents
 

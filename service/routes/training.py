@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, Uploa
 
 from service.datasets import unpack_dataset
 from service.errors import TrainingRunNotFoundError
+from service.registry import DEFAULT_ID, TRAINED_ID_FORM
 from service.routes.paging import PageAfter, PageLimit, PageOffset, page_of, requested_cursor
 from service.routes.uploads import read_upload
 from service.schemas import Problem, Status, TrainingRun, TrainingRunList
@@ -39,7 +40,7 @@ def create_run(
     dataset: UploadFile = File(description="Zip of annotations/*.json and images/* (FUNSD format)."),
     base_model: str = Form(
         "default",
-        pattern=r"^(default|minilm|mdl_[0-9a-f]{16})$",
+        pattern=f"^({DEFAULT_ID}|minilm|{TRAINED_ID_FORM})$",
         description="Start from the `default` model, a trained model's id, or the plain `minilm` encoder.",
     ),
     epochs: int = Form(10, ge=1, le=1000),
