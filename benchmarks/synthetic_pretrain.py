@@ -20,7 +20,6 @@ on a rerun) and in the table between the markers in BENCHMARKS.md.
 
 import argparse
 import json
-import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -30,9 +29,11 @@ from funsd_ser import ROOT, git_sha, update_table
 
 from model.artifact import InputOptions
 from model.config import ModelConfig, minilm_config
+from model.dataset import split_validation
 from model.evaluate import evaluate_model_dir
 from model.funsd import Document, read_dataset
 from model.minilm import minilm_tokenizer_path
+from model.synth.recombine import recombined_corpus
 from model.train import TrainOptions, prepare_trainer
 
 RESULTS = ROOT / "benchmarks" / "results" / "synthetic_pretrain.json"
@@ -73,16 +74,32 @@ def fine_tune(name: str, init: str, args: argparse.Namespace, recipe: TrainOptio
     return {"finetune_seconds": round(seconds, 1), **test_scores(out / "best", args.data / "testing_data")}
 
 
-def pretrain(size: int, args: argparse.Namespace, recipe: TrainOptions) -> tuple[Path, float]:
-    """Pre-train on the first `size` synthetic pages for about `args.pretrain_pages` pages seen."""
+def pretrain(
+    documents: list[Document], run: str, args: argparse.Namespace, recipe: TrainOptions
+) -> tuple[Path, float]:
+    """Pre-train on `documents` for about `args.pretrain_pages` pages seen, into `pretrain-<run>`."""
+    epochs = max(1, round(args.pretrain_pages / len(documents)))
+    options = replace(
+        recipe, epochs=epochs, validation_fraction=0.05, init=args.pretrain_init, bf16=args.pretrain_bf16
+    )
+    config = minilm_config().with_changes(attention_dropout=args.pretrain_attention_dropout)
+    out = args.work / f"pretrain-{run}"
+    return out / "best", train(documents, out, options, out.name, config)
+
+
+def synthetic_pages(size: int, args: argparse.Namespace) -> list[Document]:
     documents = read_dataset(args.synth)[:size]
     if len(documents) < size:
         raise SystemExit(f"{args.synth} has {len(documents)} pages, fewer than {size}")
-    epochs = max(1, math.ceil(args.pretrain_pages / size))
-    options = replace(recipe, epochs=epochs, validation_fraction=0.05, init="minilm", bf16=args.pretrain_bf16)
-    config = minilm_config().with_changes(attention_dropout=args.pretrain_attention_dropout)
-    out = args.work / f"pretrain-{size}{args.tag}"
-    return out / "best", train(documents, out, options, out.name, config)
+    return documents
+
+
+def recombined_pages(args: argparse.Namespace, recipe: TrainOptions) -> list[Document]:
+    """`args.recombine` recombined variants of each FUNSD training form outside the fine-tuning validation
+    split (so that the epoch picked on validation is not picked on forms pre-training saw)."""
+    training = read_dataset(args.data / "training_data")
+    kept, _ = split_validation([d.name for d in training], recipe.validation_fraction, recipe.validation_seed)
+    return recombined_corpus([training[i] for i in kept], args.recombine, args.seed)
 
 
 def finetune_recipe(args: argparse.Namespace) -> TrainOptions:
@@ -120,22 +137,26 @@ def run_all(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> Non
             "minilm",
             {"pretrain_pages": 0, "pretrain_seconds": 0.0, **fine_tune("minilm", "minilm", args, recipe)},
         )
-    for size in sorted(args.sizes, reverse=True):  # the headline result first
-        name = f"synth-{size}{args.tag}"
+    sizes = sorted(args.sizes, reverse=True)  # the headline result first
+    corpora = [(f"{size}{args.tag}", lambda size=size: synthetic_pages(size, args)) for size in sizes]
+    if args.recombine:
+        corpora = [(f"recombined-{args.recombine}{args.tag}", lambda: recombined_pages(args, recipe))]
+    for index, (run, corpus) in enumerate(corpora):
+        name = run if args.recombine else f"synth-{run}"
         if name in results:
             continue
-        model_dir, seconds = pretrain(size, args, recipe)
-        if size == max(args.sizes):
-            zero = test_scores(model_dir, args.data / "testing_data")
-            record(f"{name}-zero", {"pretrain_pages": size, "pretrain_seconds": round(seconds, 1), **zero})
-        tuned = fine_tune(name, str(model_dir), args, recipe)
-        record(name, {"pretrain_pages": size, "pretrain_seconds": round(seconds, 1), **tuned})
+        documents = corpus()
+        model_dir, seconds = pretrain(documents, run, args, recipe)
+        timing = {"pretrain_pages": len(documents), "pretrain_seconds": round(seconds, 1)}
+        if index == 0:
+            record(f"{name}-zero", {**timing, **test_scores(model_dir, args.data / "testing_data")})
+        record(name, {**timing, **fine_tune(name, str(model_dir), args, recipe)})
 
 
 def run_model_dir(name: str, work: Path) -> Path:
     """Where run `name` keeps its best model (`synth-N-zero` is the pre-trained `pretrain-N` itself)."""
     if name.endswith("-zero"):
-        return work / f"pretrain-{name.removeprefix('synth-').removesuffix('-zero')}" / "best"
+        return work / f"pretrain-{name.removeprefix('synth-').removesuffix('-zero')}" / "best"  # any corpus
     return work / name / "best"
 
 
@@ -186,6 +207,15 @@ def main() -> None:
         "--sizes", type=lambda s: [int(x) for x in s.split(",") if x], default=[150, 500, 1500]
     )
     parser.add_argument("--pretrain-pages", type=int, default=1500, help="pages seen in each pre-training")
+    parser.add_argument(
+        "--recombine",
+        type=int,
+        default=0,
+        help="pre-train instead on K recombined variants of each FUNSD training form (run recombined-K)",
+    )
+    parser.add_argument(
+        "--pretrain-init", default="minilm", help="where pre-training starts: minilm or a model folder"
+    )
     parser.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs on FUNSD")
     parser.add_argument(
         "--pretrain-bf16", action="store_true", help="pre-training steps under bfloat16 autocast"
@@ -214,7 +244,7 @@ def main() -> None:
         "--rescore", action="store_true", help="re-score the recorded runs' models with the current decoding"
     )
     args = parser.parse_args()
-    if args.sizes and args.synth is None and not args.rescore:
+    if args.sizes and args.synth is None and not (args.rescore or args.recombine):
         parser.error("--synth is required to pre-train (or pass --sizes '' for the MiniLM-only run)")
     results = {} if args.fresh or not RESULTS.exists() else json.loads(RESULTS.read_text(encoding="utf-8"))
     if args.rescore:
