@@ -48,17 +48,33 @@ def encode_page(
     inputs: InputOptions,
     image_size: int,
     relations: tuple[RelationSchema, LabelSet] | None = None,
+    pixel_cache: dict[Path, np.ndarray] | None = None,
 ) -> EncodedPage:
     words, boxes, tags = example.words, example.boxes, example.tags
     windows = encode_words(tokenizer, words, boxes, tags, inputs.max_tokens, inputs.overlap_tokens)
-    image = None
-    if example.image_path is not None:
-        with Image.open(example.image_path) as opened:
-            image = opened.convert("RGB")
     window_inputs = None
     if relations is not None:
         window_inputs = [window_relations(w, example, *relations) for w in windows]
-    return EncodedPage(example, windows, page_pixels(image, image_size), window_inputs)
+    pixels = image_pixels(example.image_path, image_size, pixel_cache)
+    return EncodedPage(example, windows, pixels, window_inputs)
+
+
+def image_pixels(
+    path: Path | None, image_size: int, cache: dict[Path, np.ndarray] | None = None
+) -> np.ndarray:
+    """The page image as model pixels; with a `cache`, pages that share an image (recombined pages) share one
+    read-only array."""
+    if cache is not None and path in cache:
+        return cache[path]
+    image = None
+    if path is not None:
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
+    pixels = page_pixels(image, image_size)
+    if cache is not None and path is not None:
+        pixels.flags.writeable = False
+        cache[path] = pixels
+    return pixels
 
 
 def as_tensors(arrays: dict[str, np.ndarray], device: torch.device | None = None) -> dict[str, torch.Tensor]:

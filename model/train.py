@@ -382,6 +382,7 @@ def prepare_trainer(
         [d.name for d in documents], options.validation_fraction, options.validation_seed
     )
     inputs = options.inputs
+    pixel_cache: dict[Path, np.ndarray] = {}
 
     def encode(indices: list[int]) -> list[EncodedPage]:
         examples = [
@@ -389,7 +390,8 @@ def prepare_trainer(
             for i in indices
         ]
         relations = (schema, label_set) if schema else None
-        return [encode_page(e, tokenizer, inputs, config.image_size, relations) for e in examples]
+        size = config.image_size
+        return [encode_page(e, tokenizer, inputs, size, relations, pixel_cache) for e in examples]
 
     meta = ArtifactMeta(config, label_set, vocab_sha256(tokenizer), inputs, relation_schema=schema)
     out_dir = Path(out_dir)

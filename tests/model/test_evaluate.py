@@ -1,8 +1,12 @@
+from pathlib import Path
+
 import numpy as np
+import pytest
 import torch
+from PIL import Image
 from torch import nn
 
-from model.evaluate import as_tensors, model_device
+from model.evaluate import as_tensors, image_pixels, model_device
 
 
 def test_as_tensors_share_cpu_memory_and_move_to_another_device():
@@ -19,3 +23,17 @@ def test_model_device_is_where_the_parameters_are():
     model = nn.Linear(2, 2)
     assert model_device(model) == torch.device("cpu")
     assert model_device(model.to("meta")).type == "meta"
+
+
+def test_pages_that_share_an_image_share_one_read_only_pixel_array(tmp_path: Path):
+    first, second = tmp_path / "a.png", tmp_path / "b.png"
+    Image.new("L", (80, 100), 0).save(first)
+    Image.new("L", (80, 100), 255).save(second)
+    cache: dict[Path, np.ndarray] = {}
+    pixels = image_pixels(first, 32, cache)
+    assert image_pixels(first, 32, cache) is pixels and not pixels.flags.writeable
+    other = image_pixels(second, 32, cache)
+    assert other.shape == pixels.shape == (3, 32, 32) and other.min() > pixels.max()
+    assert np.array_equal(image_pixels(first, 32), pixels)  # without a cache: the same values, a new array
+    with pytest.raises(ValueError):
+        pixels[0, 0, 0] = 1.0
