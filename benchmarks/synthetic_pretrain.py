@@ -29,11 +29,10 @@ from funsd_ser import ROOT, git_sha, update_table
 
 from model.artifact import InputOptions
 from model.config import ModelConfig, minilm_config
-from model.dataset import split_validation
 from model.evaluate import evaluate_model_dir
 from model.funsd import Document, read_dataset
 from model.minilm import minilm_tokenizer_path
-from model.synth.recombine import recombined_corpus
+from model.synth.recombine import held_in, recombined_corpus
 from model.train import TrainOptions, prepare_trainer
 
 RESULTS = ROOT / "benchmarks" / "results" / "synthetic_pretrain.json"
@@ -98,8 +97,8 @@ def recombined_pages(args: argparse.Namespace, recipe: TrainOptions) -> list[Doc
     """`args.recombine` recombined variants of each FUNSD training form outside the fine-tuning validation
     split (so that the epoch picked on validation is not picked on forms pre-training saw)."""
     training = read_dataset(args.data / "training_data")
-    kept, _ = split_validation([d.name for d in training], recipe.validation_fraction, recipe.validation_seed)
-    return recombined_corpus([training[i] for i in kept], args.recombine, args.seed)
+    kept = held_in(training, recipe.validation_seed, recipe.validation_fraction)
+    return recombined_corpus(kept, args.recombine, args.seed)
 
 
 def finetune_recipe(args: argparse.Namespace) -> TrainOptions:

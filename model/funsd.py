@@ -165,6 +165,29 @@ def parse_annotation(
     return Document(path.stem, image_path, size[0], size[1], tuple(entities), links)
 
 
+def annotation_of(document: Document) -> dict[str, Any]:
+    """The FUNSD annotation object of a document (what `parse_annotation` reads back): each link is listed
+    under both of its entities, as in FUNSD's files."""
+    linking: dict[int, list[list[int]]] = {e.id: [] for e in document.entities}
+    for head, tail in document.links:
+        linking[head].append([head, tail])
+        if tail != head:
+            linking[tail].append([head, tail])
+    return {
+        "form": [
+            {
+                "id": e.id,
+                "text": e.text,
+                "label": e.label,
+                "box": list(e.box_px),
+                "words": [{"text": w.text, "box": list(w.box_px)} for w in e.words],
+                "linking": linking[e.id],
+            }
+            for e in document.entities
+        ]
+    }
+
+
 def read_document(annotation_path: Path, labels: frozenset[str] | None = None) -> Document:
     """Read and validate one annotation and find its image in the sibling `images/` folder."""
     annotation_path = Path(annotation_path)

@@ -169,6 +169,31 @@ def synth(
     typer.echo(f"{progress.done} pages in {out}: {progress.written} new, {progress.skipped} already there")
 
 
+@app.command()
+def recombine(
+    source: Annotated[Path, typer.Argument(help="FUNSD-format folder of labelled forms.")],
+    out: Annotated[Path, typer.Option(help="FUNSD-format folder to write (annotations/, images/).")],
+    variants: Annotated[int, typer.Option(min=1, help="Recombined copies of each form.")] = 50,
+    seed: Annotated[int, typer.Option(help="Corpus seed.")] = 0,
+    leave_out_split_seed: Annotated[
+        int | None,
+        typer.Option(help="Leave out the forms that `train --split-seed S` holds out for validation."),
+    ] = None,
+) -> None:
+    """Synthetic pages on your own forms' layouts, for pre-training: in each copy every entity's words are
+    swapped for those of another form's entity with the same label and word count (boxes, labels, links
+    and images stay). See BENCHMARKS.md, "Recombined pages"."""
+    from model.funsd import FunsdFormatError
+    from model.synth.recombine import write_recombined
+
+    try:
+        pages = write_recombined(source, out, variants, seed, leave_out_split_seed)
+    except FunsdFormatError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    typer.echo(f"{pages} pages in {out}")
+
+
 def _config_for(size: str, init: str) -> "ModelConfig":
     from model.artifact import ArtifactMeta
     from model.config import base_config, minilm_config, tiny_config

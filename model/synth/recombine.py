@@ -6,12 +6,17 @@ the text moves. A model pre-trained on such pages sees a form's real geometry an
 text it cannot have memorised together with that geometry.
 """
 
+import json
+import os
 import random
+import shutil
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
-from model.funsd import Document, Entity, Word
+from model.dataset import split_validation
+from model.funsd import Document, Entity, Word, annotation_of, read_dataset
 
 Donors = dict[tuple[str, int], list[tuple[str, ...]]]
 
@@ -59,3 +64,38 @@ def recombined_corpus(
         for k in range(variants)
         for document in documents
     ]
+
+
+def held_in(documents: Sequence[Document], split_seed: int, fraction: float = 0.1) -> list[Document]:
+    """The documents `docextract train --split-seed split_seed` trains on (its validation forms left out)."""
+    kept, _ = split_validation([d.name for d in documents], fraction, split_seed)
+    return [documents[i] for i in kept]
+
+
+def write_recombined(
+    source: Path, out: Path, variants: int, seed: int, leave_out_split_seed: int | None = None
+) -> int:
+    """Write the recombined corpus of the FUNSD-format folder `source` to `out` (annotations/, images/ as
+    hard links to the source images where the file system allows, else copies); returns the page count.
+    With `leave_out_split_seed`, the forms a later `docextract train --split-seed` would hold out for
+    validation are neither recombined nor donors."""
+    documents = read_dataset(source)
+    if leave_out_split_seed is not None:
+        documents = held_in(documents, leave_out_split_seed)
+    pages = recombined_corpus(documents, variants, seed)
+    (out / "annotations").mkdir(parents=True, exist_ok=True)
+    (out / "images").mkdir(exist_ok=True)
+    for page in pages:
+        image = out / "images" / f"{page.name}{page.image_path.suffix}"
+        if not image.exists():
+            _link_or_copy(page.image_path, image)
+        text = json.dumps(annotation_of(page), ensure_ascii=False)
+        (out / "annotations" / f"{page.name}.json").write_text(text, encoding="utf-8")
+    return len(pages)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copyfile(source, target)

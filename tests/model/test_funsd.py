@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from model.funsd import FUNSD_LABELS, FunsdFormatError, read_dataset, read_document
+from model.funsd import (
+    FUNSD_LABELS,
+    FunsdFormatError,
+    annotation_of,
+    parse_annotation,
+    read_dataset,
+    read_document,
+)
 
 
 def test_reads_synthetic_dataset(synthetic_dataset: Path, synthetic_pages):
@@ -107,3 +114,12 @@ def test_dataset_folder_errors(tmp_path: Path):
     (tmp_path / "annotations").mkdir()
     with pytest.raises(FunsdFormatError, match=r"no \*\.json"):
         read_dataset(tmp_path)
+
+
+def test_annotation_of_is_what_the_reader_reads_back(synthetic_dataset: Path):
+    for document in read_dataset(synthetic_dataset):
+        path = synthetic_dataset / "annotations" / f"{document.name}.json"
+        size = (document.width, document.height)
+        again = parse_annotation(annotation_of(document), path, document.image_path, size)
+        assert again == document
+        assert document.links  # the fixture's forms have links, so the linking lists are exercised

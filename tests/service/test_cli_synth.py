@@ -2,6 +2,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from model.funsd import read_dataset
 from service.cli import app
 
 runner = CliRunner()
@@ -24,3 +25,30 @@ def test_synth_invoice_schema_and_bad_schema(tmp_path: Path):
     assert checked.exit_code == 0 and "total" in checked.output
     bad = runner.invoke(app, ["synth", "--out", str(tmp_path / "bad"), "--n", "1", "--schema", "nope"])
     assert bad.exit_code == 1 and "unknown label schema" in bad.output
+
+
+def test_recombine_writes_a_corpus_on_the_forms_layouts(tmp_path: Path, synthetic_dataset: Path):
+    out = tmp_path / "recombined"
+    result = runner.invoke(app, ["recombine", str(synthetic_dataset), "--out", str(out), "--variants", "3"])
+    assert result.exit_code == 0, result.output
+    sources = read_dataset(synthetic_dataset)
+    pages = read_dataset(out)
+    assert f"{len(pages)} pages" in result.output and len(pages) == 3 * len(sources)
+    by_name = {d.name: d for d in sources}
+    for page in pages:
+        source = by_name[page.name.split("~r")[0]]
+        assert (page.width, page.height, page.links) == (source.width, source.height, source.links)
+        assert [e.box_px for e in page.entities] == [e.box_px for e in source.entities]
+        assert page.image_path.read_bytes() == source.image_path.read_bytes()
+    held = runner.invoke(
+        app,
+        ["recombine", str(synthetic_dataset), "--out", str(tmp_path / "held"), "--leave-out-split-seed", "0"],
+    )
+    assert held.exit_code == 0, held.output
+    left_out = {d.name for d in sources} - {d.name.split("~r")[0] for d in read_dataset(tmp_path / "held")}
+    assert len(left_out) == 1  # 10% of the forms, at least one
+
+
+def test_recombine_reports_a_bad_folder(tmp_path: Path):
+    result = runner.invoke(app, ["recombine", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "no 'annotations' folder" in result.output
