@@ -71,7 +71,7 @@ def recombine(
 
     try:
         pages = write_recombined(source, out, variants, seed, leave_out_split_seed)
-    except FunsdFormatError as exc:
+    except (FunsdFormatError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from exc
     typer.echo(f"{pages} pages in {out}")

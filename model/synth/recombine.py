@@ -78,7 +78,10 @@ def write_recombined(
     """Write the recombined corpus of the FUNSD-format folder `source` to `out` (annotations/, images/ as
     hard links to the source images where the file system allows, else copies); returns the page count.
     With `leave_out_split_seed`, the forms a later `docextract train --split-seed` would hold out for
-    validation are neither recombined nor donors."""
+    validation are neither recombined nor donors. Refuses an `out` that is not empty (the source itself, or an
+    earlier corpus whose pages would mix with these)."""
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty: recombined pages go to a new folder")
     documents = read_dataset(source)
     if leave_out_split_seed is not None:
         documents = held_in(documents, leave_out_split_seed)

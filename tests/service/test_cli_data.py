@@ -49,6 +49,9 @@ def test_recombine_writes_a_corpus_on_the_forms_layouts(tmp_path: Path, syntheti
     assert len(left_out) == 1  # 10% of the forms, at least one
 
 
-def test_recombine_reports_a_bad_folder(tmp_path: Path):
+def test_recombine_reports_a_bad_folder_and_refuses_one_with_files(tmp_path: Path, synthetic_dataset: Path):
     result = runner.invoke(app, ["recombine", str(tmp_path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and "no 'annotations' folder" in result.output
+    into_source = runner.invoke(app, ["recombine", str(synthetic_dataset), "--out", str(synthetic_dataset)])
+    assert into_source.exit_code == 1 and "is not empty" in into_source.output
+    assert not list((synthetic_dataset / "annotations").glob("*~r*"))
