@@ -42,13 +42,16 @@ class EncodedPage:
     relations: list[RelationInputs] | None = None
 
 
+PixelCache = dict[tuple[int, int], np.ndarray]  # (device, inode) of the image file -> its pixels
+
+
 def encode_page(
     example: PageExample,
     tokenizer: Tokenizer,
     inputs: InputOptions,
     image_size: int,
     relations: tuple[RelationSchema, LabelSet] | None = None,
-    pixel_cache: dict[Path, np.ndarray] | None = None,
+    pixel_cache: PixelCache | None = None,
 ) -> EncodedPage:
     words, boxes, tags = example.words, example.boxes, example.tags
     windows = encode_words(tokenizer, words, boxes, tags, inputs.max_tokens, inputs.overlap_tokens)
@@ -59,21 +62,23 @@ def encode_page(
     return EncodedPage(example, windows, pixels, window_inputs)
 
 
-def image_pixels(
-    path: Path | None, image_size: int, cache: dict[Path, np.ndarray] | None = None
-) -> np.ndarray:
-    """The page image as model pixels; with a `cache`, pages that share an image (recombined pages) share one
-    read-only array."""
-    if cache is not None and path in cache:
-        return cache[path]
+def image_pixels(path: Path | None, image_size: int, cache: PixelCache | None = None) -> np.ndarray:
+    """The page image as model pixels; with a `cache`, pages that share an image file (recombined pages, also
+    through hard links as `docextract recombine` writes them) share one read-only array."""
+    key = None
+    if cache is not None and path is not None:
+        stat = path.stat()
+        key = (stat.st_dev, stat.st_ino)
+        if key in cache:
+            return cache[key]
     image = None
     if path is not None:
         with Image.open(path) as opened:
             image = opened.convert("RGB")
     pixels = page_pixels(image, image_size)
-    if cache is not None and path is not None:
+    if cache is not None and key is not None:
         pixels.flags.writeable = False
-        cache[path] = pixels
+        cache[key] = pixels
     return pixels
 
 

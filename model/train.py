@@ -23,7 +23,7 @@ from model.augment import Augmentation, augmented
 from model.checkpoint import build_network, load_model, save_model
 from model.config import LabelSet, ModelConfig
 from model.dataset import document_example, relation_schema, split_validation
-from model.evaluate import EncodedPage, as_tensors, encode_page, evaluate_pages, model_device
+from model.evaluate import EncodedPage, PixelCache, as_tensors, encode_page, evaluate_pages, model_device
 from model.features import IGNORE_INDEX, SpecialTokens, collate, collate_labels, load_tokenizer, vocab_sha256
 from model.funsd import Document
 from model.minilm import load_minilm_text_stream, name_mapping
@@ -382,7 +382,7 @@ def prepare_trainer(
         [d.name for d in documents], options.validation_fraction, options.validation_seed
     )
     inputs = options.inputs
-    pixel_cache: dict[Path, np.ndarray] = {}
+    pixel_cache: PixelCache = {}
 
     def encode(indices: list[int]) -> list[EncodedPage]:
         examples = [

@@ -1,3 +1,4 @@
+import os
 from pathlib import Path
 
 import numpy as np
@@ -6,7 +7,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from model.evaluate import as_tensors, image_pixels, model_device
+from model.evaluate import PixelCache, as_tensors, image_pixels, model_device
 
 
 def test_as_tensors_share_cpu_memory_and_move_to_another_device():
@@ -29,9 +30,12 @@ def test_pages_that_share_an_image_share_one_read_only_pixel_array(tmp_path: Pat
     first, second = tmp_path / "a.png", tmp_path / "b.png"
     Image.new("L", (80, 100), 0).save(first)
     Image.new("L", (80, 100), 255).save(second)
-    cache: dict[Path, np.ndarray] = {}
+    linked = tmp_path / "a-linked.png"
+    os.link(first, linked)
+    cache: PixelCache = {}
     pixels = image_pixels(first, 32, cache)
     assert image_pixels(first, 32, cache) is pixels and not pixels.flags.writeable
+    assert image_pixels(linked, 32, cache) is pixels  # a hard link is the same file
     other = image_pixels(second, 32, cache)
     assert other.shape == pixels.shape == (3, 32, 32) and other.min() > pixels.max()
     assert np.array_equal(image_pixels(first, 32), pixels)  # without a cache: the same values, a new array
