@@ -75,6 +75,8 @@ def fine_tuning(result: dict[str, object]) -> str:
     soup_of = result.get("soup_of")
     if isinstance(soup_of, list):
         return f"weight average of {len(soup_of)} fine-tunings"
+    if result["epochs_run"] is None:  # scored with --model: the model's own training record says how
+        return "one fine-tuning"
     return f"{result['epochs_run']} epochs"
 
 
