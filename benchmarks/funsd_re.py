@@ -140,10 +140,13 @@ def main() -> None:
         model_dir = args.work / "best"
     report = evaluate_model_dir(model_dir, args.data / "testing_data", threshold=args.threshold)
     previous = json.loads(args.results.read_text(encoding="utf-8")) if args.results.exists() else {}
-    if args.model is not None and Path(previous.get("model_dir", "")) == model_dir:  # a re-score
+    meta = ArtifactMeta.load(model_dir)
+    same_model = (previous.get("model_dir"), previous.get("created")) == (str(model_dir), meta.created)
+    if args.model is not None and same_model:  # a re-score: the folder may since hold another model
         seconds, epochs, args.init = previous["train_wall_seconds"], previous["epochs_run"], previous["init"]
     result = result_record(report, model_dir, seconds, epochs)
-    training = ArtifactMeta.load(model_dir).training
+    result["created"] = meta.created
+    training = meta.training
     result["init"] = args.init or training.get("init") or "minilm"  # with --model: how that model started
     if "soup_of" in training:
         result["soup_of"] = training["soup_of"]

@@ -25,9 +25,11 @@ from typing import Any
 
 from funsd_ser import ROOT, git_sha, update_table
 
+from model.funsd import read_dataset
+from model.synth.recombine import held_in
+
 RESULTS = ROOT / "benchmarks" / "results" / "recombine_seeds.json"
 TABLE_START, TABLE_END = "<!-- recombine_seeds:start -->", "<!-- recombine_seeds:end -->"
-FORMS_OUTSIDE_VALIDATION = 134  # FUNSD's 149 training forms less the 10% validation split
 
 
 def lane_copy(root: Path) -> Path:
@@ -49,7 +51,7 @@ def run_one(home: Path, variants: int, seed: int, args: argparse.Namespace) -> d
         "--recombine",
         str(variants),
     ]
-    command += ["--pretrain-pages", str(FORMS_OUTSIDE_VALIDATION * variants), "--seed", str(seed)]
+    command += ["--pretrain-pages", str(args.forms * variants), "--seed", str(seed)]  # one pass
     command += ["--data", str(args.data), "--work", str(home / "runs"), "--epochs", str(args.epochs)]
     command.append("--fresh")
     log = args.logs / f"recombine-k{variants}-s{seed}.log"
@@ -108,6 +110,8 @@ def main() -> None:
     parser.add_argument("--logs", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--device", default="", help="what the runs ran on, recorded with the results")
     args = parser.parse_args()
+    training = read_dataset(args.data / "training_data")
+    args.forms = len(held_in(training, split_seed=0))  # outside the validation split; every seed: same count
     work: Queue[tuple[int, int]] = Queue()
     for seed in (int(s) for s in args.seeds.split(",")):
         for variants in (int(k) for k in args.variants.split(",")):

@@ -89,9 +89,7 @@ def write_recombined(
     (out / "annotations").mkdir(parents=True, exist_ok=True)
     (out / "images").mkdir(exist_ok=True)
     for page in pages:
-        image = out / "images" / f"{page.name}{page.image_path.suffix}"
-        if not image.exists():
-            _link_or_copy(page.image_path, image)
+        _link_or_copy(page.image_path, out / "images" / f"{page.name}{page.image_path.suffix}")
         text = json.dumps(annotation_of(page), ensure_ascii=False)
         (out / "annotations" / f"{page.name}.json").write_text(text, encoding="utf-8")
     return len(pages)
