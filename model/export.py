@@ -25,6 +25,7 @@ from model.checkpoint import load_model
 from model.config import ModelConfig
 from model.features import INPUT_NAMES
 from model.network import EntityTagger, RelationHead
+from model.onnx_fusion import fuse_attention, fuse_gelu
 from model.onnx_meta import (
     ENTITY_LOGITS,
     OUTPUT_NAMES,
@@ -136,6 +137,21 @@ def _export(
         external_data=False,
         verbose=False,
     )
+    fuse_kernels(path, config)
+
+
+def fuse_kernels(path: Path, config: ModelConfig) -> dict[str, int]:
+    """Rewrite the graph at `path` into onnxruntime's fused attention and GELU kernels (`model.onnx_fusion`).
+    Every layer must match: a pattern that no longer matches the model code fails the export here, not
+    silently in the latency."""
+    graph = onnx.load(str(path))
+    fused = {"gelu": fuse_gelu(graph)}
+    if config.use_spatial_bias:  # the mask-only bias is [B, 1, 1, S]: the fused kernel wants [B, heads, S, S]
+        fused["attention"] = fuse_attention(graph, config.num_heads, config.hidden_size // config.num_heads)
+    if any(count != config.num_layers for count in fused.values()):
+        raise RuntimeError(f"{path}: fused {fused} of {config.num_layers} layers; the graph changed shape")
+    onnx.save(graph, str(path))
+    return fused
 
 
 def quantize_int8(fp32_path: Path, int8_path: Path, per_channel: bool = True) -> None:

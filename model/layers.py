@@ -12,6 +12,8 @@ from torch import nn
 
 from model.config import BACKBONE_STRIDE, ModelConfig
 
+MASK_BIAS = -10000.0  # added to the attention scores of padded keys
+
 
 class LayoutEmbeddings(nn.Module):
     """2-D layout embedding: concat of x(x0), y(y0), x(x1), y(y1), h, w from the 0-1000 grid.
@@ -103,16 +105,19 @@ class VisualBackbone(nn.Module):
 
 
 def relative_position_bucket(relative: torch.Tensor, num_buckets: int, max_distance: int) -> torch.Tensor:
-    """Bidirectional T5-style buckets: exact for small distances, logarithmic up to `max_distance`."""
-    num_buckets //= 2
-    bucket = (relative > 0).long() * num_buckets
+    """Bidirectional T5-style buckets: exact for small distances, logarithmic up to `max_distance`.
+
+    Float in, float out (integral values, exact below 2**24). The choices are blends, not `torch.where`:
+    the exported graph runs them as cheap vectorised arithmetic, where onnxruntime's int64 casts and Where
+    took half of the spatial bias's time at 561 tokens."""
+    half = num_buckets // 2
+    max_exact = half // 2
     distance = relative.abs()
-    max_exact = num_buckets // 2
-    is_small = distance < max_exact
-    scaled = torch.log(distance.float().clamp(min=1) / max_exact) / math.log(max_distance / max_exact)
-    large = max_exact + (scaled * (num_buckets - max_exact)).long()
-    large = large.clamp(max=num_buckets - 1)
-    return bucket + torch.where(is_small, distance, large)
+    scaled = torch.log(distance.clamp(min=1) / max_exact) / math.log(max_distance / max_exact)
+    large = ((scaled * (half - max_exact)).floor() + max_exact).clamp(max=half - 1)
+    small = (distance < max_exact).to(distance.dtype)
+    unsigned = large + small * (distance - large)  # distance where it is small, else the log bucket
+    return unsigned + (relative > 0).to(distance.dtype) * half
 
 
 class SpatialBias(nn.Module):
@@ -122,6 +127,8 @@ class SpatialBias(nn.Module):
     into one joint table over (1-D, x, y) bucket triples (32 * 64 * 64 entries per head, cheap to build)
     so that the bias is a single gather from it, straight into the heads-first layout: three gathers of
     [B, S, S, heads], two additions and a transpose cost more than the rest of the attention at 561 tokens.
+    The padding mask is one more entry of the joint table (`MASK_BIAS` for every head), chosen for padded
+    keys in the same gather, instead of a separate [B, heads, S, S] addition.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -131,27 +138,37 @@ class SpatialBias(nn.Module):
         self.rel_x_bias = nn.Embedding(config.rel_2d_buckets, config.num_heads)
         self.rel_y_bias = nn.Embedding(config.rel_2d_buckets, config.num_heads)
 
-    def joint_table(self) -> torch.Tensor:
-        """[heads, 1-D buckets * x buckets * y buckets]: the sum of the three tables for each triple."""
-        pos, x, y = (t.weight.t() for t in (self.rel_pos_bias, self.rel_x_bias, self.rel_y_bias))
-        joint = pos[:, :, None, None] + x[:, None, :, None] + y[:, None, None, :]
-        return joint.reshape(self.config.num_heads, -1)
+    @property
+    def masked_entry(self) -> int:
+        """The joint-table column that padded keys get: one past the bucket triples."""
+        return self.config.rel_pos_buckets * self.config.rel_2d_buckets**2
 
-    def joint_bucket(self, position_ids: torch.Tensor, bbox: torch.Tensor) -> torch.Tensor:
-        """[B, S, S] index into the joint table for every (query, key) pair."""
+    def joint_table(self) -> torch.Tensor:
+        """[heads, 1-D buckets * x buckets * y buckets + 1]: the sum of the three tables for each triple,
+        then the padding entry."""
+        pos, x, y = (t.weight.t() for t in (self.rel_pos_bias, self.rel_x_bias, self.rel_y_bias))
+        joint = (pos[:, :, None, None] + x[:, None, :, None] + y[:, None, None, :]).reshape(pos.shape[0], -1)
+        return torch.cat([joint, torch.full_like(joint[:, :1], MASK_BIAS)], dim=1)
+
+    def joint_bucket(self, position_ids: torch.Tensor, bbox: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        """[B, S, S] index into the joint table for every (query, key) pair; padded keys get `masked_entry`."""
         c = self.config
 
         def bucket(coordinates: torch.Tensor, buckets: int, distance: int) -> torch.Tensor:
+            coordinates = coordinates.float()
             relative = coordinates.unsqueeze(-2) - coordinates.unsqueeze(-1)  # [B, S, S]: key - query
             return relative_position_bucket(relative, buckets, distance)
 
         one_d = bucket(position_ids, c.rel_pos_buckets, c.rel_pos_max_distance)
         x = bucket(bbox[..., 0], c.rel_2d_buckets, c.rel_2d_max_distance)
         y = bucket(bbox[..., 3], c.rel_2d_buckets, c.rel_2d_max_distance)
-        return (one_d * c.rel_2d_buckets + x) * c.rel_2d_buckets + y
+        index = (one_d * c.rel_2d_buckets + x) * c.rel_2d_buckets + y
+        keep = key_mask[:, None, :].to(index.dtype)
+        return (keep * (index - self.masked_entry) + self.masked_entry).long()
 
-    def forward(self, position_ids: torch.Tensor, bbox: torch.Tensor) -> torch.Tensor:
-        index = self.joint_bucket(position_ids, bbox)
+    def forward(self, position_ids: torch.Tensor, bbox: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        """[B, S] positions, [B, S, 4] boxes, [B, S] 1 = real key / 0 = padding -> [B, heads, S, S] score bias."""
+        index = self.joint_bucket(position_ids, bbox, key_mask)
         return self.joint_table()[:, index].transpose(0, 1)  # [heads, B, S, S] -> [B, heads, S, S]
 
 

@@ -8,9 +8,8 @@ import torch
 from torch import nn
 
 from model.config import ModelConfig
-from model.layers import Block, LayoutEmbeddings, SpatialBias, VisualBackbone
+from model.layers import MASK_BIAS, Block, LayoutEmbeddings, SpatialBias, VisualBackbone
 
-MASK_BIAS = -10000.0
 INITIALIZER_RANGE = 0.02
 
 
@@ -108,9 +107,10 @@ class LayoutLMv2Encoder(nn.Module):
             position_ids = torch.cat([position_ids, visual_positions], dim=1)
             bbox = torch.cat([bbox, self.visual_bbox.unsqueeze(0).expand(batch, -1, -1)], dim=1)
             mask = torch.cat([mask, torch.ones_like(visual_positions)], dim=1)
-        score_bias = ((1 - mask.to(hidden.dtype)) * MASK_BIAS)[:, None, None, :]
         if self.spatial_bias is not None:
-            score_bias = score_bias + self.spatial_bias(position_ids, bbox)
+            score_bias = self.spatial_bias(position_ids, bbox, mask)
+        else:
+            score_bias = ((1 - mask.to(hidden.dtype)) * MASK_BIAS)[:, None, None, :]
         for layer in self.layers:
             hidden = layer(hidden, score_bias)
         return hidden

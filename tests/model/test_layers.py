@@ -1,13 +1,15 @@
+import math
+
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.config import tiny_config
-from model.layers import SpatialBias, relative_position_bucket
+from model.layers import MASK_BIAS, SpatialBias, relative_position_bucket
 
 
 def lookup(table: torch.nn.Embedding, relative: int, buckets: int, distance: int) -> torch.Tensor:
-    return table.weight[relative_position_bucket(torch.tensor(relative), buckets, distance)]
+    return table.weight[relative_position_bucket(torch.tensor(float(relative)), buckets, distance).long()]
 
 
 @settings(max_examples=25, deadline=None)
@@ -22,11 +24,15 @@ def test_spatial_bias_is_the_sum_of_the_three_bucketed_tables(seed: int, length:
     # far outside the 0-1000 grid too
     x0y0 = torch.randint(-1500, 2500, (2, length, 2), generator=generator)
     bbox = torch.cat([x0y0, x0y0 + torch.randint(0, 100, (2, length, 2), generator=generator)], dim=-1)
-    got = bias(position_ids, bbox)
+    key_mask = (torch.rand(2, length, generator=generator) > 0.3).long()
+    got = bias(position_ids, bbox, key_mask)
     assert got.shape == (2, config.num_heads, length, length)
     for b in range(2):
         for q in range(length):
             for k in range(length):
+                if not key_mask[b, k]:
+                    assert (got[b, :, q, k] == MASK_BIAS).all()
+                    continue
                 expected = (
                     lookup(bias.rel_pos_bias, int(position_ids[b, k] - position_ids[b, q]),
                            config.rel_pos_buckets, config.rel_pos_max_distance)
@@ -43,3 +49,24 @@ def test_relative_buckets_are_exact_near_zero_and_saturate_far_away():
     buckets = relative_position_bucket(relative, 32, 128)
     assert buckets.tolist()[1:6] == [3, 1, 0, 17, 19]
     assert buckets[0] == 15 and buckets[-1] == 31
+
+
+def reference_bucket(relative: int, num_buckets: int, max_distance: int) -> int:
+    """T5's bidirectional bucket in integer Python, the definition the tensor version must match."""
+    half = num_buckets // 2
+    max_exact = half // 2
+    distance = abs(relative)
+    if distance < max_exact:
+        unsigned = distance
+    else:
+        scaled = math.log(distance / max_exact) / math.log(max_distance / max_exact)
+        unsigned = min(max_exact + int(scaled * (half - max_exact)), half - 1)
+    return unsigned + (half if relative > 0 else 0)
+
+
+def test_relative_buckets_match_the_integer_definition_at_every_distance_the_model_sees():
+    relative = torch.arange(-3000, 3001)
+    for buckets, distance in ((32, 128), (64, 256), (16, 64)):
+        got = relative_position_bucket(relative.float(), buckets, distance)
+        expected = [reference_bucket(r, buckets, distance) for r in relative.tolist()]
+        assert got.tolist() == expected, (buckets, distance)
