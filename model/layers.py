@@ -150,8 +150,10 @@ class SpatialBias(nn.Module):
         joint = (pos[:, :, None, None] + x[:, None, :, None] + y[:, None, None, :]).reshape(pos.shape[0], -1)
         return torch.cat([joint, torch.full_like(joint[:, :1], MASK_BIAS)], dim=1)
 
-    def joint_bucket(self, position_ids: torch.Tensor, bbox: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-        """[B, S, S] index into the joint table for every (query, key) pair; padded keys get `masked_entry`."""
+    def joint_bucket(
+        self, position_ids: torch.Tensor, bbox: torch.Tensor, key_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """[B, S, S] index into the joint table for each (query, key) pair; padded keys get `masked_entry`."""
         c = self.config
 
         def bucket(coordinates: torch.Tensor, buckets: int, distance: int) -> torch.Tensor:
@@ -167,7 +169,7 @@ class SpatialBias(nn.Module):
         return (keep * (index - self.masked_entry) + self.masked_entry).long()
 
     def forward(self, position_ids: torch.Tensor, bbox: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-        """[B, S] positions, [B, S, 4] boxes, [B, S] 1 = real key / 0 = padding -> [B, heads, S, S] score bias."""
+        """[B, S] positions, [B, S, 4] boxes, [B, S] key mask (0 = padding) -> [B, heads, S, S] score bias."""
         index = self.joint_bucket(position_ids, bbox, key_mask)
         return self.joint_table()[:, index].transpose(0, 1)  # [heads, B, S, S] -> [B, heads, S, S]
 
