@@ -3,8 +3,11 @@ LayoutLMv3-base token classifier (random weights), per page at 512 text tokens.
 
 Our model sees 512 text tokens + 49 visual tokens (7 x 7 grid on a 224 x 224 image); LayoutLMv3-base sees
 512 text tokens + 197 visual tokens (14 x 14 patches of the same image + its [CLS]). Times are the model call
-only (no OCR, tokenisation or decoding), median over `--repeats` runs after `--warmup` runs, with
-`--threads` intra-op threads everywhere. Per-page latency = batch time / batch size. Results go to
+only (no OCR, tokenisation or decoding), median over `--repeats` runs, with
+`--threads` intra-op threads everywhere. The models take turns: each model's runs come in `--blocks` blocks
+(each after `--warmup` untimed runs), alternating between models in a rotating order, so that a shared
+machine's drift in speed (it moves by a third within minutes) reaches all of them alike instead of whichever
+ran last. Per-page latency = batch time / batch size. Results go to
 `benchmarks/results/latency.json` and a markdown table on stdout.
 
     .venv/bin/python benchmarks/latency.py --repeats 20
@@ -44,15 +47,26 @@ BASELINE = "torch-fp32"
 Call = Callable[[], object]
 
 
-def median_ms(call: Call, repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times)
+def interleaved_times(
+    calls: Mapping[str, Call], repeats: int, warmup: int, blocks: int
+) -> dict[str, list[float]]:
+    """Each call's times in ms: `repeats` per call, taken in `blocks` blocks per call that alternate between
+    the calls (starting one call further on each time). Each block starts with `warmup` untimed calls, so
+    that every timed call runs with its own caches and threads warm, as in a serving process, while the
+    machine's drift over the run reaches every model alike."""
+    names = list(calls)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    per_block = [len(part) for part in np.array_split(np.arange(repeats), blocks)]
+    for block, count in enumerate(per_block):
+        shift = block % len(names)
+        for name in names[shift:] + names[:shift]:
+            for _ in range(warmup):
+                calls[name]()
+            for _ in range(count):
+                started = time.perf_counter()
+                calls[name]()
+                times[name].append(1000 * (time.perf_counter() - started))
+    return times
 
 
 def full_inputs(config: ModelConfig, batch: int) -> dict[str, np.ndarray]:
@@ -112,28 +126,37 @@ def layoutlmv3_call(batch: int, num_labels: int, seed: int = 0) -> Call:
 
 
 def calls_for(
-    model: torch.nn.Module, onnx_dir: Path, config: ModelConfig, batch: int, threads: int
-) -> dict[str, Callable[[], Call]]:
-    """Builders (so that only one model's session is alive at a time) of each timed call."""
+    model: torch.nn.Module, onnx_dir: Path, config: ModelConfig, batch: int, args: argparse.Namespace
+) -> dict[str, Call]:
+    """Each timed call, all loaded at once (they are timed in interleaved rounds)."""
     inputs = full_inputs(config, batch)
-    num_tags = model.classifier.out_features
-    return {
-        BASELINE: lambda: torch_call(model, inputs),
-        "onnx-fp32": lambda: onnx_call(onnx_dir / VARIANT_FILES["fp32"], inputs, threads),
-        "onnx-int8": lambda: onnx_call(onnx_dir / VARIANT_FILES["int8"], inputs, threads),
-        "layoutlmv3-base-torch-fp32": lambda: layoutlmv3_call(batch, num_tags),
+    calls = {
+        BASELINE: torch_call(model, inputs),
+        "onnx-fp32": onnx_call(onnx_dir / VARIANT_FILES["fp32"], inputs, args.threads),
+        "onnx-int8": onnx_call(onnx_dir / VARIANT_FILES["int8"], inputs, args.threads),
     }
+    if not args.skip_layoutlmv3:
+        calls["layoutlmv3-base-torch-fp32"] = layoutlmv3_call(batch, model.classifier.out_features)
+    return calls
 
 
 def measure(model, onnx_dir: Path, config: ModelConfig, args: argparse.Namespace) -> list[dict]:
     rows = []
     for batch in args.batch_sizes:
-        for name, build in calls_for(model, onnx_dir, config, batch, args.threads).items():
-            if name.startswith("layoutlmv3") and args.skip_layoutlmv3:
-                continue
-            batch_ms = median_ms(build(), args.repeats, args.warmup)
-            rows.append({"model": name, "batch": batch, "batch_ms": round(batch_ms, 2)})
-            rows[-1]["per_page_ms"] = round(batch_ms / batch, 2)
+        calls = calls_for(model, onnx_dir, config, batch, args)
+        times = interleaved_times(calls, args.repeats, args.warmup, args.blocks)
+        for name, batch_times in times.items():
+            batch_ms = statistics.median(batch_times)
+            quartiles = statistics.quantiles(batch_times, n=4)
+            rows.append(
+                {
+                    "model": name,
+                    "batch": batch,
+                    "batch_ms": round(batch_ms, 2),
+                    "per_page_ms": round(batch_ms / batch, 2),
+                    "per_page_quartiles_ms": [round(quartiles[0] / batch, 2), round(quartiles[2] / batch, 2)],
+                }
+            )
             print(f"  {name:28s} batch {batch}: {batch_ms / batch:9.1f} ms/page", flush=True)
     return with_ratios(rows)
 
@@ -146,12 +169,15 @@ def with_ratios(rows: list[dict]) -> list[dict]:
 
 def markdown_table(rows: list[dict]) -> str:
     lines = [
-        "| model | batch | ms / page (median) | vs our torch fp32 |",
-        "| --- | ---: | ---: | ---: |",
+        "| model | batch | ms / page (median) | quartiles | vs our torch fp32 |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
-    lines += [
-        f"| {r['model']} | {r['batch']} | {r['per_page_ms']:.1f} | {r['vs_torch_fp32']:.2f}x |" for r in rows
-    ]
+    for r in rows:
+        low, high = r["per_page_quartiles_ms"]
+        lines.append(
+            f"| {r['model']} | {r['batch']} | {r['per_page_ms']:.1f} | {low:.1f}-{high:.1f} | "
+            f"{r['vs_torch_fp32']:.2f}x |"
+        )
     return "\n".join(lines)
 
 
@@ -166,6 +192,7 @@ def settings(args: argparse.Namespace, model_source: str, onnx_dir: Path) -> dic
         "threads": args.threads,
         "repeats": args.repeats,
         "warmup": args.warmup,
+        "blocks": args.blocks,
         "model": model_source,
         "onnx_file_mb": file_sizes_mb(onnx_dir),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
@@ -178,7 +205,8 @@ def parse_args() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed runs before each block")
+    parser.add_argument("--blocks", type=int, default=4, help="blocks per model, alternating between models")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8])
     parser.add_argument("--model", type=Path, default=None, help="a saved model folder (default: random)")

@@ -28,7 +28,14 @@ RELATION_INPUT_NAMES: tuple[str, ...] = ("entity_states", "entity_labels", "pair
 RELATION_LOGITS = "relation_logits"
 # The modules whose code decides what an export of given weights computes: the graph, its inputs, and how
 # it is exported and quantised. An export made by other versions of them is stale.
-GRAPH_SOURCES: tuple[str, ...] = ("config.py", "features.py", "layers.py", "network.py", "export.py")
+GRAPH_SOURCES: tuple[str, ...] = (
+    "config.py",
+    "features.py",
+    "layers.py",
+    "network.py",
+    "export.py",
+    "onnx_fusion.py",
+)
 
 
 def graph_source_digest(
