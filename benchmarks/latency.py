@@ -128,7 +128,7 @@ def layoutlmv3_call(batch: int, num_labels: int, seed: int = 0) -> Call:
 def calls_for(
     model: torch.nn.Module, onnx_dir: Path, config: ModelConfig, batch: int, args: argparse.Namespace
 ) -> dict[str, Call]:
-    """Each timed call, all loaded at once (they are timed in interleaved rounds)."""
+    """Each timed call, all loaded at once (they take turns in blocks, `interleaved_times`)."""
     inputs = full_inputs(config, batch)
     calls = {
         BASELINE: torch_call(model, inputs),
@@ -147,7 +147,7 @@ def measure(model, onnx_dir: Path, config: ModelConfig, args: argparse.Namespace
         times = interleaved_times(calls, args.repeats, args.warmup, args.blocks)
         for name, batch_times in times.items():
             batch_ms = statistics.median(batch_times)
-            quartiles = statistics.quantiles(batch_times, n=4)
+            quartiles = statistics.quantiles(batch_times, n=4) if len(batch_times) > 1 else [batch_ms] * 3
             rows.append(
                 {
                     "model": name,
