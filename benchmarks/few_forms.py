@@ -3,7 +3,10 @@
 A user who trains docextract on their own documents has a few dozen of them, not FUNSD's 149. This runs the
 pre-training table's fine-tuning recipe (`synthetic_pretrain.py`: joint entity + relation heads, words in
 annotation order, relation loss weight 1.0, seed 42) on a seeded sample of N FUNSD training forms, from
-MiniLM alone (a) and from the synthetic pre-training (b), and scores both on the 50 FUNSD test forms.
+MiniLM alone (a), from the synthetic pre-training (b), and (c, `--inits recomb`) from a pre-training that
+starts at (b) and takes one pass over `--recombine` K recombined copies of the sample's own training forms
+(the validation forms left out, as `docextract recombine --leave-out-split-seed` does), and scores them on
+the 50 FUNSD test forms.
 
 Every run takes the same number of optimizer steps as the full-data recipe (10 epochs over 149 forms), so
 fewer forms mean more epochs over them: the comparison is about data, not about compute. The validation split
@@ -11,6 +14,7 @@ fewer forms mean more epochs over them: the comparison is about data, not about 
 
     .venv/bin/python benchmarks/few_forms.py --forms 25,50 \\
         --synthetic-init benchmarks/runs/synthetic/pretrain-1000/best
+    .venv/bin/python benchmarks/few_forms.py --forms 10,25 --inits recomb --recombine 50
 
 Results go to `benchmarks/results/few_forms.json` (recorded runs are skipped on a rerun) and to the table
 between the markers in BENCHMARKS.md.
@@ -28,6 +32,7 @@ from funsd_ser import ROOT, git_sha, update_table
 from synthetic_pretrain import finetune_recipe, test_scores, train
 
 from model.funsd import Document, read_dataset
+from model.synth.recombine import held_in, recombined_corpus
 
 RESULTS = ROOT / "benchmarks" / "results" / "few_forms.json"
 TABLE_START, TABLE_END = "<!-- few_forms:start -->", "<!-- few_forms:end -->"
@@ -51,9 +56,29 @@ def run_name(init_name: str, count: int, seed: int) -> str:
     return f"{init_name}-{count}" + (f"-seed{seed}" if seed != 42 else "")
 
 
+def recombined_pretraining(forms: list[Document], name: str, args: argparse.Namespace) -> tuple[str, dict]:
+    """One pass over `args.recombine` recombined copies of the forms the fine-tuning trains on, starting from
+    the synthetic pre-training; returns the model folder and what to record about it."""
+    recipe = finetune_recipe(args)
+    kept = held_in(forms, recipe.validation_seed, recipe.validation_fraction)
+    pages = recombined_corpus(kept, args.recombine, args.seed)
+    options = replace(recipe, epochs=1, validation_fraction=0.05, init=str(args.synthetic_init))
+    out = args.work / f"pretrain-{name}"
+    seconds = train(pages, out, options, out.name)
+    record = {
+        "recombine": args.recombine,
+        "pretrain_pages": len(pages),
+        "pretrain_seconds": round(seconds, 1),
+    }
+    return str(out / "best"), record
+
+
 def run_one(count: int, init_name: str, init: str, args: argparse.Namespace) -> dict[str, Any]:
     name = run_name(init_name, count, args.seed)
     forms = sample_forms(read_dataset(args.data / "training_data"), count, args.seed)
+    pretraining: dict[str, Any] = {}
+    if init_name == "recomb":
+        init, pretraining = recombined_pretraining(forms, name, args)
     recipe = replace(finetune_recipe(args), init=init, epochs=epochs_for(count, args.epochs))
     out = args.work / name
     seconds = train(forms, out, recipe, name)
@@ -63,6 +88,7 @@ def run_one(count: int, init_name: str, init: str, args: argparse.Namespace) -> 
         "init": init,
         "epochs": recipe.epochs,
         "seed": args.seed,
+        **pretraining,
         "finetune_seconds": round(seconds, 1),
         "git_sha": git_sha(),
         **test_scores(out / "best", args.data / "testing_data"),
@@ -71,17 +97,25 @@ def run_one(count: int, init_name: str, init: str, args: argparse.Namespace) -> 
 
 def markdown_table(results: dict[str, dict[str, Any]]) -> str:
     lines = [
-        "| labelled forms | seed | epochs | (a) MiniLM only | (b) synthetic pre-training | (b) - (a) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| labelled forms | seed | epochs | (a) MiniLM only | (b) synthetic pre-training | (b) - (a) "
+        "| (c) (b) + recombined copies | (c) - (b) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for count, seed in sorted({(int(r["forms"]), int(r["seed"])) for r in results.values()}):
-        pair = [results.get(run_name(init, count, seed)) for init in ("minilm", "synth")]
-        cells = [str(count), str(seed), str(next(r["epochs"] for r in pair if r))]
-        cells += [f"{r['entity_f1']:.4f} / {r['relation_f1_gold_entities']:.4f}" if r else "-" for r in pair]
-        a, b = pair
-        cells.append(f"**{100 * (b['entity_f1'] - a['entity_f1']):+.1f}**" if a and b else "-")
+        runs = [results.get(run_name(init, count, seed)) for init in ("minilm", "synth", "recomb")]
+        cells = [str(count), str(seed), str(next(r["epochs"] for r in runs if r))]
+        a, b, c = runs
+        cells += [_scores(a), _scores(b), _gain(a, b), _scores(c), _gain(b, c)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _scores(run: dict[str, Any] | None) -> str:
+    return f"{run['entity_f1']:.4f} / {run['relation_f1_gold_entities']:.4f}" if run else "-"
+
+
+def _gain(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str:
+    return f"**{100 * (after['entity_f1'] - before['entity_f1']):+.1f}**" if before and after else "-"
 
 
 def save(results: dict[str, dict[str, Any]]) -> None:
@@ -98,7 +132,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--forms", type=lambda s: [int(x) for x in s.split(",")], default=[25, 50])
-    parser.add_argument("--inits", default="minilm,synth", help="which of minilm,synth to run")
+    parser.add_argument("--inits", default="minilm,synth", help="which of minilm,synth,recomb to run")
+    parser.add_argument("--recombine", type=int, default=50, help="recombined copies per form for recomb")
     parser.add_argument(
         "--synthetic-init",
         type=Path,
@@ -110,7 +145,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
     args.order = "annotation"  # the pre-training table's protocol (finetune_recipe reads it)
-    inits = {"minilm": "minilm", "synth": str(args.synthetic_init)}
+    inits = {"minilm": "minilm", "synth": str(args.synthetic_init), "recomb": ""}  # recomb: made per run
     recorded = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.exists() else {}
     for count in args.forms:
         for init_name in args.inits.split(","):
