@@ -213,6 +213,11 @@ class JobList(BaseModel):
 
 
 class TrainingProgress(BaseModel):
+    phase: Literal["pretraining", "fine-tuning"] = Field(
+        "fine-tuning",
+        description="`pretraining` on recombined copies (runs with `recombined_copies` > 0), then "
+        "`fine-tuning`; epoch and steps count within the phase.",
+    )
     epoch: int = 0
     step: int = 0
     total_steps: int = 0
@@ -236,6 +241,9 @@ class TrainingRunSummary(BaseModel):
     base_model: str
     epochs: int
     validation_fraction: float
+    recombined_copies: int = Field(
+        0, description="Recombined copies per form pre-trained on first (0: none)."
+    )
     documents: int = Field(description="Annotated pages in the dataset.")
     progress: TrainingProgress
     model_id: str | None = Field(None, description="The trained model, on success.")

@@ -4,9 +4,10 @@ stay responsive while a run trains.
 
 The parent (`run_in_child`, a training-queue worker thread) waits for the child while the worker's lease
 keeper renews the run's lease; on shutdown it stops the child and queues the run again. The child reads the
-unpacked dataset, fine-tunes from the run's base model (`default`, a trained model id, or `minilm`), writes
-progress and per-epoch metrics to the store, exports the best epoch to ONNX, registers it as a new model
-and marks the run succeeded with the model's id (or failed with the error).
+unpacked dataset, fine-tunes from the run's base model (`default`, a trained model id, or `minilm`) - first
+pre-training on recombined copies of the training forms when the run asks for them - writes progress and
+per-epoch metrics (fine-tuning epochs only) to the store, exports the best epoch to ONNX, registers it as a
+new model and marks the run succeeded with the model's id (or failed with the error).
 """
 
 import os
@@ -25,6 +26,8 @@ from service.store import TERMINAL, Store
 if TYPE_CHECKING:
     from model.artifact import InputOptions
     from model.config import ModelConfig
+    from model.funsd import Document
+    from model.train import TrainOptions
     from service.work import Services
 
 PROGRESS_EVERY_S = 0.5
@@ -90,26 +93,32 @@ def run_in_child(services: "Services", run_id: str, claim: str, stopping: thread
 
 
 class ProgressReporter:
-    """Trainer progress events -> the run's `progress` (throttled) and `metrics` (every epoch end)."""
+    """Trainer progress events -> the run's `progress` (throttled) and `metrics` (every fine-tuning epoch's
+    end; a pre-training epoch's validation is on recombined pages and says nothing about the user's forms)."""
 
-    def __init__(self, store: Store, run_id: str) -> None:
+    def __init__(self, store: Store, run_id: str, phase: str = "fine-tuning") -> None:
         self.store, self.run_id = store, run_id
-        self.progress = {"epoch": 0, "step": 0, "total_steps": 0}
+        self.progress: dict[str, Any] = {"phase": phase, "epoch": 0, "step": 0, "total_steps": 0}
         self.metrics: list[dict[str, Any]] = []
         self.last = 0.0
+
+    def start_phase(self, phase: str) -> None:
+        self.progress = {"phase": phase, "epoch": 0, "step": 0, "total_steps": 0}
+        self.store.update_run(self.run_id, self.progress, None)
 
     def __call__(self, event: dict[str, float]) -> None:
         self.progress["epoch"] = int(event.get("epoch", self.progress["epoch"]))
         if "step" in event:
             self.progress["step"] = int(event["step"])
             self.progress["total_steps"] = int(event["total_steps"])
-        if "val_f1" in event:
-            relation = event.get("val_relation_f1", event.get("relation_f1"))
-            self.metrics.append(
-                {"epoch": int(event["epoch"]), "loss": event.get("loss"), "entity_f1": event["val_f1"],
-                 "relation_f1": relation}
-            )  # fmt: skip
-            self.store.update_run(self.run_id, self.progress, self.metrics)
+        if "val_f1" in event:  # an epoch's end: always written
+            if self.progress["phase"] == "fine-tuning":
+                relation = event.get("val_relation_f1", event.get("relation_f1"))
+                self.metrics.append(
+                    {"epoch": int(event["epoch"]), "loss": event.get("loss"), "entity_f1": event["val_f1"],
+                     "relation_f1": relation}
+                )  # fmt: skip
+            self.store.update_run(self.run_id, self.progress, self.metrics or None)
         elif time.monotonic() - self.last >= PROGRESS_EVERY_S:
             self.store.update_run(self.run_id, self.progress, None)
             self.last = time.monotonic()
@@ -136,8 +145,37 @@ def base_model_setup(settings: Settings, base_model: str) -> "tuple[ModelConfig,
     return meta.config, str(source), source / TOKENIZER_FILE, meta.inputs
 
 
+def recombined_pretraining(
+    documents: "list[Document]",
+    copies: int,
+    options: "TrainOptions",
+    config: "ModelConfig",
+    tokenizer: Path,
+    out: Path,
+    reporter: ProgressReporter,
+) -> str:
+    """One pass over `copies` recombined copies of the forms the fine-tuning will train on (its validation
+    forms neither recombined nor donors), from the run's base model; returns the pre-trained model folder."""
+    from dataclasses import replace
+
+    from model.artifact import META_FILE
+    from model.synth.recombine import held_in, recombined_corpus
+    from model.train import prepare_trainer
+
+    kept = held_in(documents, options.validation_seed, options.validation_fraction)
+    pages = recombined_corpus(kept, copies, options.seed)
+    pretrain = replace(options, epochs=1, validation_fraction=0.05)
+    reporter.start_phase("pretraining")
+    prepare_trainer(pages, out, pretrain, config, tokenizer, on_progress=reporter).run()
+    if not (out / "best" / META_FILE).is_file():
+        raise RuntimeError("pre-training on recombined copies ended without a model")
+    return str(out / "best")
+
+
 def train_run(settings: Settings, store: Store, run_id: str) -> str:
     """Train, export and register; returns the new model's id."""
+    from dataclasses import replace
+
     import torch
 
     from model.artifact import META_FILE, WEIGHTS_FILE
@@ -158,6 +196,14 @@ def train_run(settings: Settings, store: Store, run_id: str) -> str:
     )
     out = work_dir(settings, run_id) / "out"
     reporter = ProgressReporter(store, run_id)
+    copies = options.get("recombined_copies", 0)
+    if copies:
+        pretrained = work_dir(settings, run_id) / "pretrain"
+        init = recombined_pretraining(
+            documents, copies, train_options, config, tokenizer, pretrained, reporter
+        )
+        train_options = replace(train_options, init=init)
+        reporter.start_phase("fine-tuning")
     prepare_trainer(documents, out, train_options, config, tokenizer, on_progress=reporter).run()
     if not (out / "best" / META_FILE).is_file():
         raise RuntimeError("training ended before any epoch finished: no model to keep")

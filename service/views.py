@@ -92,6 +92,7 @@ def run_fields(run: Row) -> dict[str, Any]:
         "base_model": options["base_model"],
         "epochs": options["epochs"],
         "validation_fraction": options["validation_fraction"],
+        "recombined_copies": options.get("recombined_copies", 0),
         "documents": options.get("documents", 0),
         "progress": TrainingProgress(**run["progress"]),
         "model_id": run["model_id"],

@@ -60,6 +60,30 @@ def test_a_training_run_produces_a_model_that_serves(api: TestClient, synthetic_
     assert 'docextract_training_runs{status="succeeded"} 1' in api.get("/metrics").text
 
 
+@pytest.mark.slow
+def test_a_run_with_recombined_copies_pretrains_then_fine_tunes(api: TestClient, synthetic_dataset: Path):
+    data = dataset_zip(synthetic_dataset)
+    response = start_run(api, data, epochs="1", validation_fraction="0.25", recombined_copies="2")
+    assert response.status_code == 202, response.text
+    location = response.headers["location"]
+    phases = []
+
+    def finished() -> dict | None:
+        current = api.get(location).json()
+        phases.append(current["progress"]["phase"])
+        return current if current["status"] in ("succeeded", "failed") else None
+
+    run = wait_for(finished, timeout=300, interval=0.2)
+    assert run["status"] == "succeeded", run["error"]
+    assert run["recombined_copies"] == 2
+    assert run["progress"]["phase"] == "fine-tuning" and run["progress"]["epoch"] == 1
+    (epoch,) = run["metrics"]  # the pre-training epoch's validation is not the user's forms': not listed
+    assert epoch["epoch"] == 1
+    assert phases[-1] == "fine-tuning" and set(phases) <= {"pretraining", "fine-tuning"}
+    model = api.get(f"/v1/models/{run['model_id']}").json()
+    assert model["source_run"] == run["id"]
+
+
 def test_bad_datasets_are_refused_before_queueing(api: TestClient, synthetic_dataset: Path):
     problem(start_run(api, b"not a zip"), 422, "invalid-dataset")
     traversal = io.BytesIO()
@@ -75,6 +99,8 @@ def test_bad_datasets_are_refused_before_queueing(api: TestClient, synthetic_dat
     problem(start_run(api, data, base_model="gpt"), 422, "validation-error")
     problem(start_run(api, data, epochs="0"), 422, "validation-error")
     problem(start_run(api, data, validation_fraction="0.9"), 422, "validation-error")
+    problem(start_run(api, data, recombined_copies="-1"), 422, "validation-error")
+    problem(start_run(api, data, recombined_copies="201"), 422, "validation-error")
     problem(api.get("/v1/training-runs/run_" + "0" * 32), 404, "training-run-not-found")
     services = api.app.state.services
     assert services.store.counts("training_runs") == {}
@@ -129,7 +155,7 @@ def test_runs_are_listed_newest_first_without_metrics(api: TestClient, synthetic
         assert summary == {name: value for name, value in full.items() if name != "metrics"}
     running = listing["training_runs"][1]
     assert (running["status"], running["epochs"], running["documents"]) == ("running", 2, 4)
-    assert running["progress"] == {"epoch": 1, "step": 2, "total_steps": 4}
+    assert running["progress"] == {"phase": "fine-tuning", "epoch": 1, "step": 2, "total_steps": 4}
     assert len(api.get(f"/v1/training-runs/{ids[1]}").json()["metrics"]) == 1
 
 
