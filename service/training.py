@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,9 +97,9 @@ class ProgressReporter:
     """Trainer progress events -> the run's `progress` (throttled) and `metrics` (every fine-tuning epoch's
     end; a pre-training epoch's validation is on recombined pages and says nothing about the user's forms)."""
 
-    def __init__(self, store: Store, run_id: str, phase: str = "fine-tuning") -> None:
+    def __init__(self, store: Store, run_id: str) -> None:
         self.store, self.run_id = store, run_id
-        self.progress: dict[str, Any] = {"phase": phase, "epoch": 0, "step": 0, "total_steps": 0}
+        self.progress: dict[str, Any] = {"phase": "fine-tuning", "epoch": 0, "step": 0, "total_steps": 0}
         self.metrics: list[dict[str, Any]] = []
         self.last = 0.0
 
@@ -156,8 +157,6 @@ def recombined_pretraining(
 ) -> str:
     """One pass over `copies` recombined copies of the forms the fine-tuning will train on (its validation
     forms neither recombined nor donors), from the run's base model; returns the pre-trained model folder."""
-    from dataclasses import replace
-
     from model.artifact import META_FILE
     from model.synth.recombine import held_in, recombined_corpus
     from model.train import prepare_trainer
@@ -174,8 +173,6 @@ def recombined_pretraining(
 
 def train_run(settings: Settings, store: Store, run_id: str) -> str:
     """Train, export and register; returns the new model's id."""
-    from dataclasses import replace
-
     import torch
 
     from model.artifact import META_FILE, WEIGHTS_FILE
