@@ -52,7 +52,7 @@ def create_run(
         le=MAX_RECOMBINED_COPIES,
         description="Before fine-tuning, pre-train for one pass over this many recombined copies of each "
         "training form (its entities' words swapped with other forms' entities of the same label and length; "
-        "the validation forms left out). 0: off. On FUNSD samples 50 copies added 1.2 (10 forms) and 3.6 "
+        "the validation forms left out). 0: off. On FUNSD samples 50 copies added 1.2 (10 forms) and 3.0-3.6 "
         "(25 forms) points of test entity F1 for about a third more training time (BENCHMARKS.md).",
     ),
     services: Services = Depends(get_services),
