@@ -5,9 +5,13 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+import torch
 from onnx import TensorProto, helper, numpy_helper
 
 from model.artifact import ArtifactMeta
+from model.config import FUNSD_ENTITY_LABELS, LabelSet, tiny_config
+from model.export import example_inputs, export_fp32, onnx_logits, torch_logits
+from model.network import EntityTagger
 from model.onnx_fusion import fuse_attention, fuse_gelu
 from model.onnx_meta import VARIANT_FILES
 from tests.exported import ExportedModel
@@ -135,3 +139,17 @@ def test_exported_graphs_use_the_fused_kernels_in_every_layer(exported_model: Ex
     counts = op_counts(onnx.load(str(exported_model.onnx_dir / VARIANT_FILES[variant])))
     assert counts["MultiHeadAttention"] == counts["Gelu"] == config.num_layers
     assert counts["Softmax"] == counts["Erf"] == 0
+
+
+def test_a_model_without_spatial_bias_keeps_its_plain_attention(tmp_path):
+    """Its mask-only bias is [B, 1, 1, S], which the fused kernel does not take: GELU fused, attention not."""
+    config = tiny_config().with_changes(use_spatial_bias=False)
+    torch.manual_seed(0)
+    model = EntityTagger(config, LabelSet(FUNSD_ENTITY_LABELS).num_tags).eval()
+    path = tmp_path / "plain.onnx"
+    export_fp32(model, config, path)
+    counts = op_counts(onnx.load(str(path)))
+    assert counts["Gelu"] == counts["Softmax"] == config.num_layers and counts["MultiHeadAttention"] == 0
+    inputs = example_inputs(config, 2, 40, seed=3)
+    difference = np.abs(onnx_logits(path, inputs) - torch_logits(model, inputs))
+    assert difference[inputs["attention_mask"].astype(bool)].max() <= 1e-4
