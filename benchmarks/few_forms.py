@@ -24,6 +24,7 @@ import argparse
 import json
 import math
 import random
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -31,8 +32,10 @@ from typing import Any
 from funsd_ser import ROOT, git_sha, update_table
 from synthetic_pretrain import finetune_recipe, test_scores, train
 
+from model.config import minilm_config
 from model.funsd import Document, read_dataset
-from model.synth.recombine import held_in, recombined_corpus
+from model.minilm import minilm_tokenizer_path
+from model.recombined_pretraining import pretrain_on_pages, recombined_pages
 
 RESULTS = ROOT / "benchmarks" / "results" / "few_forms.json"
 TABLE_START, TABLE_END = "<!-- few_forms:start -->", "<!-- few_forms:end -->"
@@ -59,18 +62,19 @@ def run_name(init_name: str, count: int, seed: int) -> str:
 def recombined_pretraining(forms: list[Document], name: str, args: argparse.Namespace) -> tuple[str, dict]:
     """One pass over `args.recombine` recombined copies of the forms the fine-tuning trains on, starting from
     the synthetic pre-training; returns the model folder and what to record about it."""
-    recipe = finetune_recipe(args)
-    kept = held_in(forms, recipe.validation_seed, recipe.validation_fraction)
-    pages = recombined_corpus(kept, args.recombine, args.seed)
-    options = replace(recipe, epochs=1, validation_fraction=0.05, init=str(args.synthetic_init))
-    out = args.work / f"pretrain-{name}"
-    seconds = train(pages, out, options, out.name)
+    recipe = replace(finetune_recipe(args), init=str(args.synthetic_init))
+    pages = recombined_pages(forms, args.recombine, recipe)
+    started = time.monotonic()
+    folder = pretrain_on_pages(
+        pages, recipe, minilm_config(), minilm_tokenizer_path(), args.work / f"pretrain-{name}"
+    )
+    seconds = time.monotonic() - started
     record = {
         "recombine": args.recombine,
         "pretrain_pages": len(pages),
         "pretrain_seconds": round(seconds, 1),
     }
-    return str(out / "best"), record
+    return str(folder), record
 
 
 def run_one(count: int, init_name: str, init: str, args: argparse.Namespace) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from model.config import ModelConfig, minilm_config
 from model.evaluate import evaluate_model_dir
 from model.funsd import Document, read_dataset
 from model.minilm import minilm_tokenizer_path
-from model.synth.recombine import held_in, recombined_corpus
+from model.recombined_pretraining import recombined_pages as copies_of_held_in
 from model.train import TrainOptions, prepare_trainer
 
 RESULTS = ROOT / "benchmarks" / "results" / "synthetic_pretrain.json"
@@ -96,9 +96,7 @@ def synthetic_pages(size: int, args: argparse.Namespace) -> list[Document]:
 def recombined_pages(args: argparse.Namespace, recipe: TrainOptions) -> list[Document]:
     """`args.recombine` recombined variants of each FUNSD training form outside the fine-tuning validation
     split (so that the epoch picked on validation is not picked on forms pre-training saw)."""
-    training = read_dataset(args.data / "training_data")
-    kept = held_in(training, recipe.validation_seed, recipe.validation_fraction)
-    return recombined_corpus(kept, args.recombine, args.seed)
+    return copies_of_held_in(read_dataset(args.data / "training_data"), args.recombine, recipe)
 
 
 def finetune_recipe(args: argparse.Namespace) -> TrainOptions:

@@ -155,20 +155,13 @@ def recombined_pretraining(
     out: Path,
     reporter: ProgressReporter,
 ) -> str:
-    """One pass over `copies` recombined copies of the forms the fine-tuning will train on (its validation
-    forms neither recombined nor donors), from the run's base model; returns the pre-trained model folder."""
-    from model.artifact import META_FILE
-    from model.synth.recombine import held_in, recombined_corpus
-    from model.train import prepare_trainer
+    """The run's pre-training phase: one pass over `copies` recombined copies of the forms the fine-tuning
+    will train on, from the run's base model; returns the pre-trained model folder."""
+    from model.recombined_pretraining import pretrain_on_pages, recombined_pages
 
-    kept = held_in(documents, options.validation_seed, options.validation_fraction)
-    pages = recombined_corpus(kept, copies, options.seed)
-    pretrain = replace(options, epochs=1, validation_fraction=0.05)
+    pages = recombined_pages(documents, copies, options)
     reporter.start_phase("pretraining")
-    prepare_trainer(pages, out, pretrain, config, tokenizer, on_progress=reporter).run()
-    if not (out / "best" / META_FILE).is_file():
-        raise RuntimeError("pre-training on recombined copies ended without a model")
-    return str(out / "best")
+    return str(pretrain_on_pages(pages, options, config, tokenizer, out, on_progress=reporter))
 
 
 def train_run(settings: Settings, store: Store, run_id: str) -> str:
