@@ -19,5 +19,6 @@ TORCH_MODULES: frozenset[str] = frozenset(
         "export",
         "pretrain",
         "pretrain_network",
+        "recombined_pretraining",
     )
 )
