@@ -8,9 +8,9 @@ import typer
 from service import __version__
 from service.cli_average import average
 from service.cli_data import recombine, synth, validate_data
+from service.cli_train import train
 
 if TYPE_CHECKING:
-    from model.config import ModelConfig
     from service.settings import Settings
 
 app = typer.Typer(
@@ -121,113 +121,6 @@ def openapi(
     typer.echo(f"wrote {out}")
 
 
-def _config_for(size: str, init: str) -> "ModelConfig":
-    from model.artifact import ArtifactMeta
-    from model.config import base_config, minilm_config, tiny_config
-
-    if init not in ("minilm", "random"):
-        return ArtifactMeta.load(Path(init)).config
-    presets = {"minilm": minilm_config, "base": base_config, "tiny": tiny_config}
-    if size not in presets:
-        raise typer.BadParameter(f"size must be one of {sorted(presets)}")
-    if size != "minilm" and init == "minilm":
-        raise typer.BadParameter("only the minilm size can start from MiniLM; use --init random")
-    return presets[size]()
-
-
-def _parse_pairs(text: str | None) -> tuple[tuple[str, str], ...] | None:
-    if not text:
-        return None
-    pairs = [item.split(":") for item in text.split(",")]
-    if any(len(p) != 2 or not all(p) for p in pairs):
-        raise typer.BadParameter("relation pairs look like 'question:answer,header:question'")
-    return tuple((a.strip(), b.strip()) for a, b in pairs)
-
-
-@app.command()
-def train(
-    data: Annotated[Path, typer.Option(help="FUNSD-format training folder (annotations/, images/).")],
-    out: Annotated[
-        Path, typer.Option(help="Output folder: best/ (the model), last/ (resume state), history.")
-    ],
-    epochs: Annotated[int, typer.Option(min=1)] = 30,
-    batch_size: Annotated[int, typer.Option(min=1)] = 4,
-    lr: Annotated[float, typer.Option(help="Learning rate of the pretrained text stream.")] = 1e-4,
-    lr_new: Annotated[
-        float, typer.Option(help="Learning rate of new parameters (layout, visual, heads).")
-    ] = 1e-3,
-    seed: int = 42,
-    validation_fraction: Annotated[float, typer.Option(min=0.0, max=0.5)] = 0.1,
-    split_seed: Annotated[
-        int | None,
-        typer.Option(help="Seed of the validation split (default: --seed); runs you will average share one."),
-    ] = None,
-    budget_minutes: Annotated[float | None, typer.Option(help="Stop after this wall-clock time.")] = None,
-    init: Annotated[
-        str, typer.Option(help="'minilm', 'random', or a model folder to start from.")
-    ] = "minilm",
-    size: Annotated[
-        str, typer.Option(help="Model size: minilm, base or tiny (with --init random).")
-    ] = "minilm",
-    word_order: Annotated[str, typer.Option(help="'reading' (as OCR gives) or 'annotation'.")] = "reading",
-    box_level: Annotated[str, typer.Option(help="'word' or 'line' boxes.")] = "word",
-    no_visual: Annotated[bool, typer.Option(help="Ablation: no visual tokens.")] = False,
-    no_spatial_bias: Annotated[bool, typer.Option(help="Ablation: no spatial-aware attention bias.")] = False,
-    resume: Annotated[bool, typer.Option(help="Continue from OUT/last if present.")] = False,
-    bf16: Annotated[
-        bool,
-        typer.Option(help="Training steps under bfloat16 autocast (faster on CPUs with AVX512-BF16/AMX)."),
-    ] = False,
-    relations: Annotated[bool, typer.Option(help="Train the relation head when the data has links.")] = True,
-    relation_pairs: Annotated[
-        str | None,
-        typer.Option(help="Linkable label pairs, e.g. 'question:answer' (default: from the links)."),
-    ] = None,
-) -> None:
-    """Fine-tune the entity tagger on FUNSD-format data; the best validation epoch goes to OUT/best."""
-    from model.artifact import InputOptions
-    from model.funsd import FunsdFormatError, read_dataset
-    from model.minilm import minilm_tokenizer_path
-    from model.train import TrainOptions, prepare_trainer
-    from service.progress import TrainingProgress
-
-    if word_order not in ("reading", "annotation") or box_level not in ("word", "line"):
-        raise typer.BadParameter("word-order must be reading|annotation and box-level word|line")
-    config = _config_for(size, init).with_changes(
-        use_visual=not no_visual, use_spatial_bias=not no_spatial_bias
-    )
-    options = TrainOptions(
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        lr_new=lr_new,
-        seed=seed,
-        validation_fraction=validation_fraction,
-        split_seed=split_seed,
-        budget_seconds=budget_minutes * 60 if budget_minutes else None,
-        init=init,
-        inputs=InputOptions(word_order=word_order, box_level=box_level),
-        relations=relations,
-        relation_pairs=_parse_pairs(relation_pairs),
-        bf16=bf16,
-    )
-    try:
-        documents = read_dataset(data)
-    except FunsdFormatError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(code=1) from exc
-    tokenizer = Path(init) / "tokenizer.json" if init not in ("minilm", "random") else minilm_tokenizer_path()
-    with TrainingProgress() as progress:
-        trainer = prepare_trainer(documents, out, options, config, tokenizer, on_progress=progress.update)
-        start = trainer.resume() if resume else 0
-        history = trainer.run(start)
-    best = max(history, key=lambda h: h.val_f1, default=None)
-    if best is not None:
-        typer.echo(
-            f"best validation entity F1 {best.val_f1:.4f} at epoch {best.epoch}; model in {out / 'best'}"
-        )
-
-
 def _pretraining_corpus(images: list[Path], out: Path, settings: "Settings") -> Path:
     """OCR the images (or read the cache) into OUT/pages.jsonl, with a one-line summary."""
     from service.pretraining import build_corpus
@@ -329,6 +222,7 @@ def export(
         typer.echo(f"wrote {path}")
 
 
+app.command()(train)
 app.command()(average)
 app.command("validate-data")(validate_data)
 app.command()(synth)

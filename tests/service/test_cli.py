@@ -88,13 +88,3 @@ def test_serve_runs_a_real_server(tmp_path: Path, serving_model: Path):
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-def test_train_writes_the_best_model_and_records_its_options(synthetic_dataset: Path, tmp_path: Path):
-    out = tmp_path / "run"
-    args = ["train", "--data", str(synthetic_dataset), "--out", str(out), "--epochs", "2", "--size", "tiny"]
-    result = runner.invoke(app, [*args, "--init", "random", "--validation-fraction", "0.2", "--bf16"])
-    assert result.exit_code == 0, result.output
-    history = json.loads((out / "history.json").read_text())
-    assert history["options"]["bf16"] is True and len(history["history"]) == 2
-    assert (out / "best" / "model.safetensors").is_file() and (out / "best" / "config.json").is_file()
