@@ -1,13 +1,13 @@
 """Model latency on CPU: our encoder in torch eager fp32, ONNX fp32 and ONNX int8, against transformers'
 LayoutLMv3-base token classifier (random weights), per page at 512 text tokens.
 
-Our model sees 512 text tokens + 49 visual tokens (7 x 7 grid on a 224 x 224 image); LayoutLMv3-base sees
-512 text tokens + 197 visual tokens (14 x 14 patches of the same image + its [CLS]). Times are the model call
-only (no OCR, tokenisation or decoding), median over `--repeats` runs, with
-`--threads` intra-op threads everywhere. The models take turns: each model's runs come in `--blocks` blocks
-(each after `--warmup` untimed runs), alternating between models in a rotating order, so that a shared
-machine's drift in speed (it moves by a third within minutes) reaches all of them alike instead of whichever
-ran last. Per-page latency = batch time / batch size. Results go to
+Our model sees 512 text tokens + 49 visual tokens (7 x 7 grid on a 224 x 224 image); LayoutLMv3-base sees 512
+text tokens + 197 visual tokens (14 x 14 patches of the same image + its [CLS]). Times are the model call only
+(no OCR, tokenisation or decoding; the torch models under `torch.inference_mode`, their fastest eager mode),
+median over `--repeats` runs, with `--threads` intra-op threads everywhere. The models take turns: each
+model's runs come in `--blocks` blocks (each after `--warmup` untimed runs), alternating between models in a
+rotating order, so that a shared machine's drift in speed (it moves by a third within minutes) reaches all of
+them alike instead of whichever ran last. Per-page latency = batch time / batch size. Results go to
 `benchmarks/results/latency.json` and a markdown table on stdout.
 
     .venv/bin/python benchmarks/latency.py --repeats 20
@@ -89,7 +89,7 @@ def torch_call(model: torch.nn.Module, inputs: Mapping[str, np.ndarray]) -> Call
     tensors = {name: torch.from_numpy(inputs[name]) for name in INPUT_NAMES}
 
     def call() -> object:
-        with torch.no_grad():
+        with torch.inference_mode():
             return model(**tensors)
 
     return call
@@ -119,7 +119,7 @@ def layoutlmv3_call(batch: int, num_labels: int, seed: int = 0) -> Call:
     }
 
     def call() -> object:
-        with torch.no_grad():
+        with torch.inference_mode():
             return model(**tensors).logits
 
     return call

@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from service.training import MAX_RECOMBINED_COPIES
+
 if TYPE_CHECKING:
     from model.config import ModelConfig
     from model.funsd import Document
     from model.train import TrainOptions
 
-MAX_RECOMBINED_COPIES = 200  # as the API's `recombined_copies`
 PRETRAIN_FOLDER = "pretrain"  # OUT/pretrain/best: the recombined pre-training, where fine-tuning starts
 
 
@@ -94,7 +95,10 @@ def train(
         int | None,
         typer.Option(help="Seed of the validation split (default: --seed); runs you will average share one."),
     ] = None,
-    budget_minutes: Annotated[float | None, typer.Option(help="Stop after this wall-clock time.")] = None,
+    budget_minutes: Annotated[
+        float | None,
+        typer.Option(help="Stop after this wall-clock time (each phase: pre-training, fine-tuning)."),
+    ] = None,
     init: Annotated[
         str, typer.Option(help="'minilm', 'random', or a model folder to start from.")
     ] = "minilm",

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from service.work import Services
 
 PROGRESS_EVERY_S = 0.5
+MAX_RECOMBINED_COPIES = 200  # per training form: `recombined_copies` (API) and `--recombined-copies` (CLI)
 LOG_TAIL_CHARS = 2000
 
 

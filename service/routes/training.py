@@ -10,12 +10,12 @@ from service.registry import DEFAULT_ID, TRAINED_ID_FORM
 from service.routes.paging import PageAfter, PageLimit, PageOffset, page_of, requested_cursor
 from service.routes.uploads import read_upload
 from service.schemas import Problem, Status, TrainingRun, TrainingRunList
+from service.training import MAX_RECOMBINED_COPIES
 from service.views import run_summary_view, run_view
 from service.work import Services, get_services
 
 router = APIRouter(prefix="/v1/training-runs", tags=["training"])
 RunId = Path(pattern=r"^run_[0-9a-f]{32}$")
-MAX_RECOMBINED_COPIES = 200
 
 
 def check_base_model(services: Services, base_model: str) -> None:
