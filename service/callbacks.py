@@ -5,9 +5,10 @@ http(s) and every address its host resolves to must be a public one: loopback, p
 local), link-local (cloud metadata at 169.254.169.254 included), shared, multicast, reserved and
 unspecified addresses are refused, as are IPv6 forms that carry one of those (IPv4-mapped, 6to4, Teredo,
 NAT64). The check runs when the job is posted (a 400 problem document) and again just before the callback
-is sent (the name may resolve elsewhere by then); the request then goes to the very address that was
+is sent (the name may resolve elsewhere by then); the request then goes to the very addresses that were
 checked, with the original `Host` header and TLS server name, so no second DNS answer can redirect it (DNS
-rebinding). `allow_private_callbacks` turns the address check off (a receiver on the same host or network).
+rebinding). Where the name has several addresses, each is tried in turn (IPv4 first) until one accepts the
+connection. `allow_private_callbacks` turns the address check off (a receiver on the same host or network).
 """
 
 import ipaddress
@@ -97,14 +98,35 @@ class CallbackTarget:
     extensions: dict[str, str]
 
 
-def callback_target(url: str, allow_private: bool) -> CallbackTarget:
-    """Check the URL (as `check_callback_url`) and pin it to the first address checked, so that the
-    request cannot reach another address through a second DNS answer (DNS rebinding)."""
+def callback_targets(url: str, allow_private: bool) -> list[CallbackTarget]:
+    """Check the URL (as `check_callback_url`) and pin it to each address checked, so that the request
+    cannot reach another address through a second DNS answer (DNS rebinding). IPv4 addresses come first: on
+    a host without IPv6 routes, an IPv6 connect may only fail at the timeout."""
     parsed = _parsed(url)
-    addresses = _checked_addresses(url, parsed, allow_private)
-    # IPv4 first: a host without IPv6 routes would fail on an AAAA answer (connect tries one address)
-    address = next((a for a in addresses if a.version == 4), addresses[0])
-    pinned = parsed.copy_with(host=str(address))
-    is_name = parsed.host != str(address)
-    extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" and is_name else {}
-    return CallbackTarget(str(pinned), {"Host": parsed.netloc.decode("ascii")}, extensions)
+    addresses = list(dict.fromkeys(_checked_addresses(url, parsed, allow_private)))
+    addresses.sort(key=lambda address: address.version)  # stable: the resolver's order within a family
+    headers = {"Host": parsed.netloc.decode("ascii")}
+    targets = []
+    for address in addresses:
+        is_name = parsed.host != str(address)
+        extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" and is_name else {}
+        targets.append(CallbackTarget(str(parsed.copy_with(host=str(address))), headers, extensions))
+    return targets
+
+
+def post_to_first_reachable(targets: list[CallbackTarget], body: object, timeout_s: float) -> httpx.Response:
+    """POST `body` as JSON to the first target that accepts a connection; the last connection error when
+    none does. Other errors (a timeout after connecting, a broken response) go to the caller at once: the
+    receiver may have seen the request, and the caller's next attempt starts again from the first address."""
+    if not targets:
+        raise ValueError("no callback target to post to")
+    for position, target in enumerate(targets, start=1):
+        try:
+            with httpx.Client(timeout=timeout_s) as client:
+                return client.post(
+                    target.url, json=body, headers=target.headers, extensions=target.extensions
+                )
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            if position == len(targets):
+                raise
+    raise AssertionError("unreachable")  # the loop returns or raises

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from fastapi import Request
 
-from service.callbacks import callback_target
+from service.callbacks import callback_targets, post_to_first_reachable
 from service.errors import DocextractError, DocumentError, ModelNotFoundError, NotReadyError
 from service.metrics import Metrics
 from service.pipeline import extract_document
@@ -168,7 +168,7 @@ class Worker:
         if job is None or job["callback_state"] != "pending" or not store.take_callback(job_id):
             return
         try:  # again: the host may resolve to another address than when the job was posted
-            target = callback_target(job["callback_url"], self.services.settings.allow_private_callbacks)
+            targets = callback_targets(job["callback_url"], self.services.settings.allow_private_callbacks)
         except DocextractError as exc:
             log.warning("callback of job %s refused: %s", job_id, exc.detail)
             store.set_callback_state(job_id, "failed")
@@ -176,10 +176,7 @@ class Worker:
         body = job_view(job).model_dump(mode="json")
         for attempt in range(CALLBACK_ATTEMPTS):
             try:
-                with httpx.Client(timeout=self.services.settings.callback_timeout_s) as client:
-                    response = client.post(
-                        target.url, json=body, headers=target.headers, extensions=target.extensions
-                    )
+                response = post_to_first_reachable(targets, body, self.services.settings.callback_timeout_s)
                 if response.status_code < 400:
                     store.set_callback_state(job_id, "sent")
                     return

@@ -2,10 +2,11 @@
 
 import ipaddress
 import socket
+import time
 
 import pytest
 
-from service.callbacks import callback_target, check_callback_url, is_public, resolve
+from service.callbacks import callback_targets, check_callback_url, is_public, resolve
 from service.errors import BadRequestError, CallbackUrlRefusedError
 from service.settings import Settings
 from service.work import build_services
@@ -67,26 +68,60 @@ def test_the_address_is_checked_again_when_the_callback_is_sent(tmp_path):
         receiver.server.shutdown()
 
 
-def test_a_callback_goes_to_the_address_that_was_checked(monkeypatch: pytest.MonkeyPatch):
-    answers = {"hooks.example.com": "93.184.216.34", "rebind.example.com": "10.0.0.7"}
+def fake_resolver(monkeypatch: pytest.MonkeyPatch, answers: dict[str, list[str]]) -> None:
+    """`socket.getaddrinfo` answering each name in `answers` with its addresses, in order (other hosts, the
+    literal addresses a client connects to among them, as before)."""
+    real_getaddrinfo = socket.getaddrinfo
+    family = {4: socket.AF_INET, 6: socket.AF_INET6}
 
     def fake_getaddrinfo(host: str, *args: object, **kwargs: object) -> list:
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answers[host], 0))]
+        if host not in answers:
+            return real_getaddrinfo(host, *args, **kwargs)
+        return [
+            (family[ipaddress.ip_address(a).version], socket.SOCK_STREAM, 6, "", (a, 0))
+            for a in answers[host]
+        ]
 
     monkeypatch.setattr(socket, "getaddrinfo", fake_getaddrinfo)
-    target = callback_target("https://hooks.example.com:8443/cb?job=1", allow_private=False)
+
+
+def test_a_callback_goes_to_the_address_that_was_checked(monkeypatch: pytest.MonkeyPatch):
+    fake_resolver(monkeypatch, {"hooks.example.com": ["93.184.216.34"], "rebind.example.com": ["10.0.0.7"]})
+    (target,) = callback_targets("https://hooks.example.com:8443/cb?job=1", allow_private=False)
     assert target.url == "https://93.184.216.34:8443/cb?job=1"
     assert target.headers == {"Host": "hooks.example.com:8443"}
     assert target.extensions == {"sni_hostname": "hooks.example.com"}  # the certificate is checked against it
-    plain = callback_target("http://hooks.example.com/cb", allow_private=False)
+    (plain,) = callback_targets("http://hooks.example.com/cb", allow_private=False)
     assert (plain.url, plain.headers, plain.extensions) == (
         "http://93.184.216.34/cb",
         {"Host": "hooks.example.com"},
         {},
     )
     with pytest.raises(CallbackUrlRefusedError):
-        callback_target("https://rebind.example.com/cb", allow_private=False)
-    assert callback_target("https://rebind.example.com/cb", allow_private=True).url == "https://10.0.0.7/cb"
+        callback_targets("https://rebind.example.com/cb", allow_private=False)
+    (private,) = callback_targets("https://rebind.example.com/cb", allow_private=True)
+    assert private.url == "https://10.0.0.7/cb"
+
+
+def test_every_checked_address_is_a_target_ipv4_first_and_one_bad_address_refuses_all(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    fake_resolver(
+        monkeypatch,
+        {
+            "multi.example.com": ["2606:4700:4700::1111", "93.184.216.34", "8.8.8.8", "93.184.216.34"],
+            "mixed.example.com": ["93.184.216.34", "10.0.0.7"],
+        },
+    )
+    targets = callback_targets("http://multi.example.com/cb", allow_private=False)
+    assert [t.url for t in targets] == [
+        "http://93.184.216.34/cb",
+        "http://8.8.8.8/cb",
+        "http://[2606:4700:4700::1111]/cb",
+    ]
+    assert all(t.headers == {"Host": "multi.example.com"} for t in targets)
+    with pytest.raises(CallbackUrlRefusedError, match=r"10\.0\.0\.7"):
+        callback_targets("http://mixed.example.com/cb", allow_private=False)
 
 
 def test_a_pinned_callback_reaches_the_receiver_with_its_host_header(tmp_path):
@@ -98,5 +133,27 @@ def test_a_pinned_callback_reaches_the_receiver_with_its_host_header(tmp_path):
         services.worker.send_callback("job_" + "3" * 32)
         assert [body["id"] for body in receiver.bodies] == ["job_" + "3" * 32]
         assert receiver.hosts == [f"localhost:{port}"]
+    finally:
+        receiver.server.shutdown()
+
+
+def test_a_callback_falls_back_to_the_next_address_when_one_refuses_connections(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+):
+    """The name's first address has nothing listening (the receiver listens on 127.0.0.1 only): the same
+    attempt goes on to the second address, and the receiver gets the job once."""
+    receiver = CallbackReceiver()
+    try:
+        port = receiver.server.server_address[1]
+        fake_resolver(monkeypatch, {"hooks.test": ["127.0.0.2", "127.0.0.1"]})
+        services = build_services(Settings(data_dir=tmp_path / "data", allow_private_callbacks=True))
+        job_id = "job_" + "4" * 32
+        services.store.create_job(job_id, [], {}, f"http://hooks.test:{port}/hook")
+        started = time.monotonic()
+        services.worker.send_callback(job_id)
+        assert services.store.get_job(job_id)["callback_state"] == "sent"
+        assert [body["id"] for body in receiver.bodies] == [job_id]
+        assert receiver.hosts == [f"hooks.test:{port}"]
+        assert time.monotonic() - started < 1.0  # no retry delay: one attempt reached the second address
     finally:
         receiver.server.shutdown()
