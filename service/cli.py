@@ -121,6 +121,9 @@ def openapi(
     typer.echo(f"wrote {out}")
 
 
+app.command()(train)
+
+
 def _pretraining_corpus(images: list[Path], out: Path, settings: "Settings") -> Path:
     """OCR the images (or read the cache) into OUT/pages.jsonl, with a one-line summary."""
     from service.pretraining import build_corpus
@@ -222,7 +225,6 @@ def export(
         typer.echo(f"wrote {path}")
 
 
-app.command()(train)
 app.command()(average)
 app.command("validate-data")(validate_data)
 app.command()(synth)
