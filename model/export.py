@@ -24,6 +24,7 @@ from model.artifact import META_FILE, TOKENIZER_FILE
 from model.checkpoint import load_model
 from model.config import ModelConfig
 from model.features import INPUT_NAMES
+from model.layers import explicit_attention
 from model.network import EntityTagger, RelationHead
 from model.onnx_fusion import fuse_attention, fuse_gelu
 from model.onnx_meta import (
@@ -125,18 +126,19 @@ def export_fp32(
 def _export(
     model: nn.Module, config: ModelConfig, args: tuple, path: Path, opset: int, names: tuple[str, ...]
 ) -> None:
-    torch.onnx.export(
-        OnnxOutputs(model, names).eval(),
-        args,
-        str(path),
-        input_names=list(INPUT_NAMES),
-        output_names=list(names),
-        dynamic_shapes=dynamic_shapes(config),
-        opset_version=opset,
-        dynamo=True,
-        external_data=False,
-        verbose=False,
-    )
+    with explicit_attention(model):  # the op-by-op attention that `fuse_kernels` matches
+        torch.onnx.export(
+            OnnxOutputs(model, names).eval(),
+            args,
+            str(path),
+            input_names=list(INPUT_NAMES),
+            output_names=list(names),
+            dynamic_shapes=dynamic_shapes(config),
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
     fuse_kernels(path, config)
 
 
