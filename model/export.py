@@ -143,12 +143,12 @@ def _export(
 
 
 def fuse_kernels(path: Path, config: ModelConfig) -> dict[str, int]:
-    """Rewrite the graph at `path` into onnxruntime's fused attention and GELU kernels (`model.onnx_fusion`).
+    """Rewrite the graph at `path` into fused attention and GELU kernels (`model.onnx_fusion`).
     Every layer must match: a pattern that no longer matches the model code fails the export here, not
     silently in the latency."""
     graph = onnx.load(str(path))
     fused = {"gelu": fuse_gelu(graph)}
-    if config.use_spatial_bias:  # the mask-only bias is [B, 1, 1, S]: the fused kernel wants [B, heads, S, S]
+    if config.use_spatial_bias:  # a mask-only bias is [B, 1, 1, S]; onnxruntime's Attention wants [.., S, S]
         fused["attention"] = fuse_attention(graph, config.num_heads, config.hidden_size // config.num_heads)
     if any(count != config.num_layers for count in fused.values()):
         raise RuntimeError(f"{path}: fused {fused} of {config.num_layers} layers; the graph changed shape")

@@ -1,14 +1,16 @@
-"""Rewrites of the exported fp32 graph into onnxruntime's fused CPU kernels (the `com.microsoft` domain).
+"""Rewrites of the exported fp32 graph into fused CPU kernels of onnxruntime.
 
 The dynamo exporter spells attention and GELU out op by op; onnxruntime's own fusions do not recognise
 either (our attention adds the spatial bias to its scores; our GELU multiplies by 0.5 first). Each rewrite
 matches one exact pattern and checks its constants, so a graph it does not recognise is left as it was and
 the caller, who knows how many layers there are, can insist on the count.
 
-- `fuse_attention`: scores = Q K^T / sqrt(d) + bias, softmax, times V, heads merged ->
-  `MultiHeadAttention(q, k, v, attention_bias=bias)`. It adds the bias inside its score GEMM and needs no
-  head transposes: 6% of the fp32 graph at 561 tokens.
-- `fuse_gelu`: x * 0.5 * (1 + erf(x / sqrt 2)) -> `Gelu(x)`.
+- `fuse_attention`: scores = Q K^T / sqrt(d) + bias, softmax, times V, heads merged -> the standard
+  `Attention` op (ONNX opset 23, with the bias as its float `attn_mask`), and the graph's opset raised to 23.
+  It reads Q, K and V as [B, S, hidden] and adds the bias inside its score GEMM: no head transposes. In
+  onnxruntime 1.32 it is 20% faster than the `com.microsoft` `MultiHeadAttention` with `attention_bias` at
+  561 tokens (12.1 vs 15.2 ms of the int8 graph's time), which was faster than the op-by-op spelling.
+- `fuse_gelu`: x * 0.5 * (1 + erf(x / sqrt 2)) -> `com.microsoft` `Gelu(x)`.
 
 No torch: the rewrite works on the ONNX protobuf only.
 """
@@ -23,6 +25,7 @@ MS_DOMAIN = "com.microsoft"
 HEADS_FIRST = (0, 2, 1, 3)  # [B, S, heads, d] <-> [B, heads, S, d]
 KEYS_TRANSPOSED = (0, 2, 3, 1)  # [B, S, heads, d] -> [B, heads, d, S]
 CONSTANT_TOLERANCE = 1e-5
+ATTENTION_OPSET = 23  # the first opset with `Attention`
 
 
 class GraphIndex:
@@ -131,7 +134,8 @@ def match_attention(index: GraphIndex, softmax: onnx.NodeProto, head_size: int) 
 
 
 def fuse_attention(model: onnx.ModelProto, num_heads: int, head_size: int) -> int:
-    """Replace every biased attention with `MultiHeadAttention`; returns how many were fused."""
+    """Replace every biased attention with the opset-23 `Attention` op (raising the graph's default opset to
+    23 when it fuses any); returns how many were fused."""
     index = GraphIndex(model.graph)
     replacements: dict[int, onnx.NodeProto] = {}
     removed: set[int] = set()
@@ -140,17 +144,21 @@ def fuse_attention(model: onnx.ModelProto, num_heads: int, head_size: int) -> in
         if match is None:
             continue
         attention = helper.make_node(
-            "MultiHeadAttention",
-            [match["q"], match["k"], match["v"], "", "", match["bias"]],
+            "Attention",
+            [match["q"], match["k"], match["v"], match["bias"]],
             [match["out"]],
-            name=f"{node.name}_multihead_attention",
-            domain=MS_DOMAIN,
-            num_heads=num_heads,
+            name=f"{node.name}_attention",
+            q_num_heads=num_heads,
+            kv_num_heads=num_heads,
             scale=1.0 / math.sqrt(head_size),
         )
         replacements[id(match["anchor"])] = attention  # in the place of the head-merging Reshape
         removed.update(id(n) for n in match["removed"])
     _rebuild(model, index.nodes, replacements, removed)
+    if replacements:
+        for opset in model.opset_import:
+            if opset.domain in ("", "ai.onnx"):
+                opset.version = max(opset.version, ATTENTION_OPSET)
     return len(replacements)
 
 
@@ -205,7 +213,7 @@ def _rebuild(
     removed: set[int],
 ) -> None:
     """Put each fused node where its anchor was (keys: id() of the anchor), drop the other matched nodes
-    and whatever only they used, and declare the domain."""
+    and whatever only they used, and declare the `com.microsoft` domain if a fused node is in it."""
     if not replacements:
         return
     nodes = [
@@ -217,7 +225,8 @@ def _rebuild(
     initializers = [init for init in model.graph.initializer if init.name in used]
     del model.graph.initializer[:]
     model.graph.initializer.extend(initializers)
-    if not any(opset.domain == MS_DOMAIN for opset in model.opset_import):
+    uses_ms_domain = any(node.domain == MS_DOMAIN for node in replacements.values())
+    if uses_ms_domain and not any(opset.domain == MS_DOMAIN for opset in model.opset_import):
         model.opset_import.append(helper.make_opsetid(MS_DOMAIN, 1))
 
 
