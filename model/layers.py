@@ -181,9 +181,10 @@ class SelfAttention(nn.Module):
 
     In torch it runs as `scaled_dot_product_attention` with the bias as its float mask: the scores, their
     scaling, the bias, the softmax and the dropout never sit in memory as separate [B, heads, S, S] tensors
-    (inference 1.5x faster at batch 1 and 2x at batch 8, a training step 12-16% faster: BENCHMARKS.md).
-    `explicit = True` (set by `explicit_attention` for the ONNX export) spells the same arithmetic out op by
-    op, the pattern `model.onnx_fusion` rewrites into onnxruntime's fused kernel."""
+    (inference 1.3x faster at batch 1 and 2x at batch 8, an fp32 training step's forward and backward 12%
+    faster: BENCHMARKS.md). Under bfloat16 autocast, and with `explicit = True` (set by `explicit_attention`
+    for the ONNX export), it spells the same arithmetic out op by op: faster in bf16 training, and the pattern
+    `model.onnx_fusion` rewrites into onnxruntime's fused kernel."""
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -205,7 +206,7 @@ class SelfAttention(nn.Module):
             self._heads(self.key(hidden)),
             self._heads(self.value(hidden)),
         )
-        if self.explicit:
+        if self.explicit or torch.is_autocast_enabled("cpu"):  # bf16: SDPA's step is 18-31% slower
             # The 1/sqrt(d) scaling stays on the scores. Moving it to the [B, S, H] queries is the same
             # arithmetic but perturbs the int8 graph's dynamic quantisation: the bundled model's int8 FUNSD F1
             # went from 0.21 to 0.71 points below fp32 (BENCHMARKS.md, int8).

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from model.config import tiny_config
-from model.layers import MASK_BIAS, SpatialBias, relative_position_bucket
+from model.layers import MASK_BIAS, SelfAttention, SpatialBias, explicit_attention, relative_position_bucket
 
 
 def lookup(table: torch.nn.Embedding, relative: int, buckets: int, distance: int) -> torch.Tensor:
@@ -70,3 +70,22 @@ def test_relative_buckets_match_the_integer_definition_at_every_distance_the_mod
         got = relative_position_bucket(relative.float(), buckets, distance)
         expected = [reference_bucket(r, buckets, distance) for r in relative.tolist()]
         assert got.tolist() == expected, (buckets, distance)
+
+
+def test_fused_and_explicit_attention_agree_and_the_export_context_switches_every_layer():
+    """`scaled_dot_product_attention` (torch's path) and the op-by-op spelling (the ONNX export's) compute the
+    same attention, padded keys included; `explicit_attention` sets and then restores every layer."""
+    config = tiny_config()
+    torch.manual_seed(0)
+    attention = SelfAttention(config).eval()
+    hidden = torch.randn(2, 9, config.hidden_size)
+    bias = torch.randn(2, config.num_heads, 9, 9)
+    bias[1, :, :, -3:] = MASK_BIAS
+    fused = attention(hidden, bias)
+    container = torch.nn.Sequential(attention, SelfAttention(config))
+    with explicit_attention(container):
+        assert all(layer.explicit for layer in container)
+        explicit = attention(hidden, bias)
+    assert not any(layer.explicit for layer in container)
+    torch.testing.assert_close(fused, explicit, atol=1e-5, rtol=1e-5)
+    assert not torch.equal(fused[0], fused[1])  # the rows saw different biases
