@@ -4,6 +4,7 @@ over words, micro-averaged, plus per label). Pure Python."""
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from model.decode import bio_spans
 
@@ -60,3 +61,19 @@ def entity_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[st
     per_label = {label: scores(count[label], predicted_count[label], gold_count[label]) for label in labels}
     micro = scores(len(correct), len(predicted_spans), len(gold_spans))
     return EntityReport(micro, per_label)
+
+
+FEW_VALIDATION_DOCUMENTS = 5  # fewer forms than this make a validation score too noisy to compare
+
+
+def validation_size_metrics(documents: int) -> dict[str, Any]:
+    """How many forms a model's validation scores come from, and a warning when they are too few to compare
+    with another model's (the bundled default's come from 15 forms)."""
+    metrics: dict[str, Any] = {"validation_documents": documents}
+    if documents == 0:
+        metrics["validation_warning"] = "no validation forms: the scores are on the training forms"
+    elif documents < FEW_VALIDATION_DOCUMENTS:
+        metrics["validation_warning"] = (
+            f"only {documents} validation form(s): too few to compare with scores from more forms"
+        )
+    return metrics

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from model.dataset import document_example, relation_schema, split_validation
 from model.evaluate import EncodedPage, PixelCache, as_tensors, encode_page, evaluate_pages, model_device
 from model.features import IGNORE_INDEX, SpecialTokens, collate, collate_labels, load_tokenizer, vocab_sha256
 from model.funsd import Document
+from model.metrics import validation_size_metrics
 from model.minilm import load_minilm_text_stream, name_mapping
 from model.network import EntityTagger, device_for
 from model.relation_loss import relation_loss
@@ -351,9 +353,10 @@ class Trainer:
     def _meta_with_metrics(self) -> ArtifactMeta:
         last = self.history[-1]
         record = {"epochs": len(self.history), "best_epoch": last.epoch}
-        metrics: dict[str, float] = {"validation_entity_f1": last.val_f1}
+        metrics: dict[str, Any] = {"validation_entity_f1": last.val_f1}
         if last.val_relation_f1 is not None:
             metrics["validation_relation_f1"] = last.val_relation_f1
+        metrics |= validation_size_metrics(len(self.val_pages))
         options = {k: v for k, v in asdict(self.options).items() if k != "inputs"}
         return replace(self.meta, metrics=metrics, training=options | record)
 
@@ -384,14 +387,16 @@ def prepare_trainer(
     inputs = options.inputs
     pixel_cache: PixelCache = {}
 
-    def encode(indices: list[int]) -> list[EncodedPage]:
-        examples = [
-            document_example(documents[i], label_set, inputs.word_order, inputs.box_level)  # type: ignore[arg-type]
-            for i in indices
-        ]
+    def encode(indices: list[int], done: int) -> list[EncodedPage]:
+        """Tokenise the pages `indices` (and cache their pixels), reporting each as prepared."""
         relations = (schema, label_set) if schema else None
-        size = config.image_size
-        return [encode_page(e, tokenizer, inputs, size, relations, pixel_cache) for e in examples]
+        pages = []
+        for i in indices:
+            example = document_example(documents[i], label_set, inputs.word_order, inputs.box_level)  # type: ignore[arg-type]
+            pages.append(encode_page(example, tokenizer, inputs, config.image_size, relations, pixel_cache))
+            if on_progress:
+                on_progress({"prepared": done + len(pages), "to_prepare": len(documents)})
+        return pages
 
     meta = ArtifactMeta(config, label_set, vocab_sha256(tokenizer), inputs, relation_schema=schema)
     out_dir = Path(out_dir)
@@ -399,7 +404,8 @@ def prepare_trainer(
     model, pretrained = initialised_model(meta, options.init)
     model.to(device_for(0))  # a GPU where there is one
     pad_id = SpecialTokens.of(tokenizer).pad
-    train_pages, val_pages = encode(train_idx), encode(val_idx)
+    train_pages = encode(train_idx, 0)
+    val_pages = encode(val_idx, len(train_idx))
     return Trainer(
         model, meta, options, train_pages, val_pages, tokenizer_path, out_dir, pad_id, pretrained, on_progress
     )

@@ -201,6 +201,10 @@ class JobFinishedError(ConflictError):
     kind = "job-finished"
 
 
+class TrainingRunFinishedError(ConflictError):
+    kind = "training-run-finished"
+
+
 class ModelLoadError(DocextractError):
     """A registered model whose files cannot be loaded (it is never activated), so it cannot be served."""
 

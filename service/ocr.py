@@ -1,13 +1,12 @@
-"""Words from page images with tesseract (pytesseract over the Debian binary): `ocr_pages(pages, settings)`.
+"""Words from page images with tesseract (the Debian binary, `service.tesseract`): `ocr_pages`.
 
 Each page that needs OCR is turned upright first (tesseract OSD; pages with too little text count as
-upright), upscaled when its resolution is low (`accurate` quality), recognised with `image_to_data`, and
-its boxes mapped back to the pixels of the page image as returned. Pages run in parallel threads, each
-tesseract process on one thread (`OMP_THREAD_LIMIT=1`). A page that fails gets `error` set; the others
-still succeed. The geometry and parsing helpers are small pure functions.
+upright), upscaled when its resolution is low (`accurate` quality), recognised (tesseract's TSV), and its
+boxes mapped back to the pixels of the page image as returned. Pages run in parallel threads, each tesseract
+process on one thread, in an environment of its own. A page that fails gets `error` set; the others still
+succeed. The geometry and parsing helpers are small pure functions.
 """
 
-import functools
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -15,13 +14,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
-import pytesseract
 from PIL import Image
 
 from model.boxes import BoxPx, order_box, union_box
 from service.document import Page, Word
 from service.errors import OcrLanguageError
 from service.settings import OcrQuality, Settings
+from service.tesseract import (
+    TesseractError,
+    TesseractNotFoundError,
+    TesseractTimeoutError,
+    installed_languages,
+    orientation,
+    recognise,
+)
 
 DEFAULT_PSM: dict[OcrQuality, int] = {"fast": 3, "accurate": 11}
 TARGET_DPI: dict[OcrQuality, float] = {"fast": 0.0, "accurate": 300.0}
@@ -30,12 +36,6 @@ MAX_UPSCALE = 2.0
 MIN_UPSCALE = 1.25  # smaller gains are not worth resampling
 OSD_MIN_CONFIDENCE = 2.0
 ASSUMED_PAGE_INCHES = 11.0  # the long side of Letter; A4 is 11.7
-
-
-@functools.cache
-def installed_languages() -> frozenset[str]:
-    """The languages the installed tesseract can read (`tesseract --list-langs`), asked once."""
-    return frozenset(pytesseract.get_languages(config=""))
 
 
 def check_languages(spec: str) -> None:
@@ -91,7 +91,8 @@ def _scaled_box(
 def parse_tesseract_data(
     data: Mapping[str, Sequence[Any]], scale: float, size: tuple[int, int]
 ) -> list[Word]:
-    """`image_to_data(..., output_type=DICT)` -> words, boxes divided by `scale` and clamped to `size`.
+    """tesseract's TSV columns (`service.tesseract.recognise`) -> words, boxes divided by `scale` and
+    clamped to `size`.
 
     Empty and negative-confidence rows are dropped; the line id numbers the (block, paragraph, line)
     triples of the page in order of appearance, so it is unique per page.
@@ -104,7 +105,8 @@ def parse_tesseract_data(
             continue
         key = (int(data["block_num"][i]), int(data["par_num"][i]), int(data["line_num"][i]))
         line_id = line_ids.setdefault(key, len(line_ids))
-        box = _scaled_box(data["left"][i], data["top"][i], data["width"][i], data["height"][i], scale, size)
+        left, top, width, height = (float(data[name][i]) for name in ("left", "top", "width", "height"))
+        box = _scaled_box(left, top, width, height, scale, size)
         words.append(Word(text, box, min(confidence, 100.0) / 100.0, line_id, key[0]))
     return words
 
@@ -132,14 +134,12 @@ def _enlarged(image: Image.Image, factor: float) -> Image.Image:
 def detect_rotation(image: Image.Image, dpi: float, settings: Settings) -> int:
     """Clockwise degrees that make the page upright, by tesseract OSD; 0 when OSD cannot tell."""
     factor = upscale_factor(dpi, OSD_DPI, image.width * image.height, settings.max_page_pixels)
+    enlarged, osd_dpi = _enlarged(image, factor), round(dpi * factor)
     try:
-        osd = pytesseract.image_to_osd(
-            _enlarged(image, factor),
-            config=f"--psm 0 --dpi {round(dpi * factor)}",
-            output_type=pytesseract.Output.DICT,
-            timeout=settings.ocr_page_timeout_s,
-        )
-    except pytesseract.TesseractError:  # "Too few characters": a page with little text
+        osd = orientation(enlarged, osd_dpi, settings.ocr_page_timeout_s)
+    except (TesseractTimeoutError, TesseractNotFoundError):
+        raise
+    except TesseractError:  # "Too few characters": a page with little text
         return 0
     return rotation_from_osd(osd)
 
@@ -153,21 +153,21 @@ def _recognise(page: Page, settings: Settings) -> Page:
     quality = settings.ocr_quality
     factor = upscale_factor(dpi, TARGET_DPI[quality], image.width * image.height, settings.max_page_pixels)
     psm = settings.ocr_psm if settings.ocr_psm is not None else DEFAULT_PSM[quality]
-    data = pytesseract.image_to_data(
+    data = recognise(
         _enlarged(image, factor),
-        lang=settings.ocr_language,
-        config=f"--psm {psm} --dpi {round(dpi * factor)}",
-        output_type=pytesseract.Output.DICT,
-        timeout=settings.ocr_page_timeout_s,
+        settings.ocr_language,
+        psm,
+        round(dpi * factor),
+        settings.ocr_page_timeout_s,
     )
     words = parse_tesseract_data(data, factor, image.size)
     return replace(page, image=image, width=image.width, height=image.height, words=words, rotation=rotation)
 
 
 def _failure(exc: Exception, settings: Settings) -> str:
-    if isinstance(exc, pytesseract.TesseractNotFoundError):
-        return "OCR failed: tesseract is not installed (Debian package tesseract-ocr)"
-    if isinstance(exc, RuntimeError) and "timeout" in str(exc).lower():
+    if isinstance(exc, TesseractNotFoundError):
+        return f"OCR failed: {exc}"
+    if isinstance(exc, TesseractTimeoutError):
         return f"OCR took longer than {settings.ocr_page_timeout_s:g} s on this page"
     return f"OCR failed: {exc}"
 
@@ -176,10 +176,9 @@ def ocr_page(page: Page, settings: Settings) -> Page:
     """The page with its words recognised (or with `error` set); pages that need no OCR come back as is."""
     if not page.needs_ocr:
         return page
-    os.environ["OMP_THREAD_LIMIT"] = "1"  # pytesseract passes os.environ to every tesseract process
     try:
         return _recognise(page, settings)
-    except (pytesseract.TesseractError, RuntimeError, OSError, ValueError, TypeError) as exc:
+    except (TesseractError, OSError, ValueError, TypeError) as exc:
         return replace(page, error=_failure(exc, settings))
 
 

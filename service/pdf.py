@@ -1,4 +1,4 @@
-"""PDF pages through poppler: page sizes (`pdfinfo`), images (pdf2image/`pdftoppm`) and text layers.
+"""PDF pages through poppler: page sizes (`pdfinfo`), images (`pdftoppm`) and text layers (`pdftotext`).
 
 Born-digital pages keep the words of their text layer (`pdftotext -bbox-layout`, boxes scaled from PDF
 points to the rasterised pixels) and need no OCR; pages without a usable text layer are left to OCR.
@@ -8,12 +8,12 @@ Every poppler failure becomes a domain error (`service.errors`); nothing else es
 import logging
 import re
 import subprocess
+import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from pdf2image import convert_from_bytes
-from pdf2image.exceptions import PDFInfoNotInstalledError, PDFPageCountError, PDFPopplerTimeoutError
 from PIL import Image
 
 from service.document import Page, Word, check_page_pixels, check_page_words
@@ -25,6 +25,7 @@ from service.errors import (
     NotReadyError,
 )
 from service.settings import Settings
+from service.threads import child_environment
 
 LOG = logging.getLogger(__name__)
 POINTS_PER_INCH = 72.0
@@ -53,7 +54,9 @@ def _poppler_error(tool: str, stderr: bytes) -> DocumentError:
 def _run_poppler(args: list[str], data: bytes, timeout_s: float) -> bytes:
     """Run one poppler tool on `data` (stdin); its stdout, or a domain error."""
     try:
-        done = subprocess.run(args, input=data, capture_output=True, timeout=timeout_s, check=False)
+        done = subprocess.run(
+            args, input=data, capture_output=True, timeout=timeout_s, env=child_environment(1), check=False
+        )
     except FileNotFoundError as exc:
         raise NotReadyError(f"{args[0]} is not installed (Debian package poppler-utils)") from exc
     except subprocess.TimeoutExpired as exc:
@@ -107,27 +110,28 @@ def contiguous_runs(indices: Sequence[int]) -> list[tuple[int, int]]:
 def rasterise(data: bytes, indices: Sequence[int], settings: Settings) -> list[Image.Image]:
     """Images of the pages `indices` (0-based, sorted) at `settings.pdf_dpi`, in that order."""
     images: list[Image.Image] = []
-    for first, last in contiguous_runs(indices):
-        try:
-            run = convert_from_bytes(
-                data,
-                dpi=settings.pdf_dpi,
-                first_page=first + 1,
-                last_page=last + 1,
-                timeout=settings.pdf_timeout_s,
-            )
-        except PDFInfoNotInstalledError as exc:
-            raise NotReadyError("pdfinfo is not installed (Debian package poppler-utils)") from exc
-        except PDFPopplerTimeoutError as exc:
-            raise DocumentTimeoutError(f"rasterising took longer than {settings.pdf_timeout_s:g} s") from exc
-        except (PDFPageCountError, OSError, ValueError) as exc:
-            raise CorruptFileError(f"the PDF cannot be rasterised: {exc}") from exc
-        if len(run) != last - first + 1:
-            raise CorruptFileError(
-                f"the PDF cannot be rasterised: pages {first + 1}-{last + 1} gave no image"
-            )
-        images.extend(run)
+    with tempfile.TemporaryDirectory(prefix="docextract-pdf-") as folder:
+        for first, last in contiguous_runs(indices):
+            root = Path(folder) / f"run{first}"
+            args = ["pdftoppm", "-r", str(settings.pdf_dpi), "-f", str(first + 1), "-l", str(last + 1)]
+            _run_poppler([*args, "-", str(root)], data, settings.pdf_timeout_s)
+            files = sorted(Path(folder).glob(f"{root.name}-*.p?m"))  # page numbers zero-padded alike
+            if len(files) != last - first + 1:
+                raise CorruptFileError(
+                    f"the PDF cannot be rasterised: pages {first + 1}-{last + 1} gave {len(files)} images"
+                )
+            images.extend(_loaded(path) for path in files)
     return images
+
+
+def _loaded(path: Path) -> Image.Image:
+    """The image in `path`, read into memory (the file is about to be deleted)."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.copy()
+    except (OSError, ValueError) as exc:
+        raise CorruptFileError(f"the PDF cannot be rasterised: {exc}") from exc
 
 
 def _box(element: ET.Element) -> tuple[float, float, float, float]:

@@ -49,6 +49,7 @@ from service.schemas import (
     StageTimings,
 )
 from service.settings import Settings
+from service.threads import cpu_threads, python_child_environment
 
 STAGES = ("decode", "ocr", "model", "postprocess")
 PAGES_PER_CHUNK = 8  # pages decoded, OCRed and run through the model together
@@ -317,8 +318,9 @@ def model_fingerprint(model_dir: Path) -> str:
     return digest.hexdigest()[:12]
 
 
-def export_serving_folder(model_dir: Path, target: Path) -> None:
-    """Export a trained model folder to an ONNX serving folder (needs the `train` extra), atomically."""
+def export_serving_folder(model_dir: Path, target: Path, threads: int) -> None:
+    """Export a trained model folder to an ONNX serving folder (needs the `train` extra), atomically, in a
+    child process with `threads` torch threads."""
     if importlib.util.find_spec("torch") is None:
         raise RuntimeError(
             f"{model_dir} holds trained weights only; exporting them to ONNX needs the train extra "
@@ -328,7 +330,8 @@ def export_serving_folder(model_dir: Path, target: Path) -> None:
     shutil.rmtree(partial, ignore_errors=True)
     # a child process: this (serving) process never imports torch
     command = [sys.executable, "-m", "model.export", str(model_dir), str(partial)]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    env = python_child_environment(threads)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         shutil.rmtree(partial, ignore_errors=True)
         raise RuntimeError(f"exporting {model_dir} to ONNX failed: {done.stderr.strip()[-2000:]}")
@@ -354,5 +357,5 @@ def serving_model_dir(settings: Settings, model: Path | None = None) -> Path:
     target = settings.data_dir / "models" / f"{source.resolve().name}-{model_fingerprint(source)}"
     if not (target / ONNX_META_FILE).is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
-        export_serving_folder(source, target)
+        export_serving_folder(source, target, cpu_threads(settings.train_threads))
     return target

@@ -212,15 +212,23 @@ class JobList(BaseModel):
     )
 
 
+TrainingPhase = Literal["preparing", "pretraining", "fine-tuning", "exporting", "finished"]
+
+
 class TrainingProgress(BaseModel):
-    phase: Literal["pretraining", "fine-tuning"] = Field(
-        "fine-tuning",
-        description="`pretraining` on recombined copies (runs with `recombined_copies` > 0), then "
-        "`fine-tuning`; epoch and steps count within the phase.",
+    phase: TrainingPhase = Field(
+        "preparing",
+        description="`preparing` (reading the dataset, loading the base model), `pretraining` on recombined "
+        "copies (runs with `recombined_copies` > 0), `fine-tuning`, `exporting` (to ONNX), `finished`. Pages "
+        "are tokenised at the start of `pretraining` and `fine-tuning` (`prepared` of `to_prepare`); epoch "
+        "and steps count within the phase (`exporting` and `finished` keep the fine-tuning's).",
     )
+    prepared: int = Field(0, description="Pages tokenised so far in this phase.")
+    to_prepare: int = Field(0, description="Pages this phase tokenises before its first step.")
     epoch: int = 0
     step: int = 0
     total_steps: int = 0
+    updated: str | None = Field(None, description="When the run last reported progress (UTC, ISO 8601).")
 
 
 class EpochMetrics(BaseModel):

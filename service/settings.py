@@ -150,6 +150,12 @@ class Settings(BaseSettings):
         0.5, ge=0.0, le=1.0, description="Least link probability for a key-value pair to be reported."
     )
     train_threads: int = Field(0, ge=0, description="torch threads of a training run; 0 = one per CPU core.")
+    train_stall_s: float = Field(
+        900.0,
+        gt=0,
+        description="A training run whose progress (phase, pages prepared, step) does not move for this long "
+        "is stopped and failed as stalled; so is an export that takes longer.",
+    )
     max_dataset_bytes: int = Field(
         500 * 1024 * 1024, ge=1, description="Largest accepted training dataset zip, in bytes."
     )

@@ -311,5 +311,16 @@ class Store(WorkItems):
                 (json.dumps(progress), None if metrics is None else json.dumps(metrics), run_id),
             )
 
+    def cancel_run(self, run_id: str) -> bool:
+        """Cancel a queued or running training run (its lease released); False when it had already ended.
+        The worker running it sees the status and stops its process."""
+        with self._write() as db:
+            changed = db.execute(
+                "update training_runs set status = 'cancelled', finished = ?, claim = null,"
+                " lease_until = null where id = ? and status in ('queued', 'running')",
+                (now_iso(), run_id),
+            ).rowcount
+        return bool(changed)
+
     def dataset_dir(self, run_id: str) -> Path:
         return self.data_dir / "datasets" / run_id

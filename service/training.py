@@ -2,12 +2,16 @@
 stdin). torch (the `train` extra) is imported in the child only, so the API and workers never load it and
 stay responsive while a run trains.
 
-The parent (`run_in_child`, a training-queue worker thread) waits for the child while the worker's lease
-keeper renews the run's lease; on shutdown it stops the child and queues the run again. The child reads the
-unpacked dataset, fine-tunes from the run's base model (`default`, a trained model id, or `minilm`) - first
-pre-training on recombined copies of the training forms when the run asks for them - writes progress and
-per-epoch metrics (fine-tuning epochs only) to the store, exports the best epoch to ONNX, registers it as a
-new model and marks the run succeeded with the model's id (or failed with the error).
+The parent (`run_in_child`, a training-queue worker thread) watches the child (`service.run_supervision`)
+while the worker's lease keeper renews the run's lease: on shutdown it stops the child and queues the run
+again; a cancelled run's child is stopped; a run whose progress stalls is stopped and failed. The child's
+environment is explicit (`training_environment`): nothing set in the worker reaches it by accident.
+
+The child reads the unpacked dataset (phase `preparing`), fine-tunes from the run's base model (`default`,
+a trained model id, or `minilm`) - first pre-training on recombined copies of the training forms when the
+run asks for them (`pretraining`) - writing progress and per-epoch metrics (fine-tuning epochs only) to the
+store (`fine-tuning`), exports the best epoch to ONNX (`exporting`), registers it as a new model and marks
+the run succeeded with the model's id (`finished`), or failed with the error and the end of its log.
 """
 
 import os
@@ -21,8 +25,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from service.run_supervision import failure_report, stall_message, supervise
 from service.settings import Settings
-from service.store import TERMINAL, Store
+from service.store import TERMINAL, Store, now_iso
+from service.threads import cpu_threads, python_child_environment, torch_threads
 
 if TYPE_CHECKING:
     from model.artifact import InputOptions
@@ -33,34 +39,18 @@ if TYPE_CHECKING:
 
 PROGRESS_EVERY_S = 0.5
 MAX_RECOMBINED_COPIES = 200  # per training form: `recombined_copies` (API) and `--recombined-copies` (CLI)
-LOG_TAIL_CHARS = 2000
+CHILD_LOG = "child.log"
 
 
 def work_dir(settings: Settings, run_id: str) -> Path:
     return settings.data_dir / "tmp" / f"train-{run_id}"
 
 
-def child_env() -> dict[str, str]:
-    """The child imports this very code: the folder holding the `service` package goes first on its path
-    (its working directory is the run's work folder, so nothing there can shadow a package)."""
-    source_root = str(Path(__file__).resolve().parent.parent)
-    path = os.environ.get("PYTHONPATH")
-    # Idle OpenMP threads sleep instead of spinning: a CPU shared with the API (or anything else) would
-    # otherwise slow training down many times over.
-    return {
-        "OMP_WAIT_POLICY": "PASSIVE",
-        **os.environ,
-        "PYTHONPATH": source_root + (os.pathsep + path if path else ""),
-    }
-
-
-def _stop_child(child: subprocess.Popen[bytes]) -> None:
-    child.terminate()
-    try:
-        child.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
+def training_environment(settings: Settings) -> dict[str, str]:
+    """The child's environment: the training thread count for every threading runtime, idle OpenMP threads
+    sleeping instead of spinning (a CPU shared with the API would otherwise slow training down many times
+    over), and this very code first on its path."""
+    return python_child_environment(cpu_threads(settings.train_threads), {"OMP_WAIT_POLICY": "PASSIVE"})
 
 
 def run_in_child(services: "Services", run_id: str, claim: str, stopping: threading.Event) -> bool:
@@ -70,21 +60,31 @@ def run_in_child(services: "Services", run_id: str, claim: str, stopping: thread
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     child_settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
-    with (work / "child.log").open("wb") as log:
+    with (work / CHILD_LOG).open("wb") as log:
         command = [sys.executable, "-m", "service.training", run_id, claim]
         child = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=work, env=child_env()
+            command,
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=work,
+            env=training_environment(settings),
         )
         assert child.stdin is not None
         child.stdin.write(child_settings.model_dump_json().encode())
         child.stdin.close()
-        while child.poll() is None:
-            if stopping.wait(0.5):
-                _stop_child(child)
-                return store.settle("training_runs", run_id, claim, "queued")
-    tail = (work / "child.log").read_text(encoding="utf-8", errors="replace")[-LOG_TAIL_CHARS:]
-    error = f"the training process exited with code {child.returncode}: {tail.strip()}"
-    store.settle("training_runs", run_id, claim, "failed", error=error)  # no-op if the child settled it
+        outcome = supervise(child, store, run_id, claim, settings.train_stall_s, stopping)
+    if outcome == "shutdown":
+        return store.settle("training_runs", run_id, claim, "queued")
+    if outcome in ("exited", "stalled"):
+        progress = (store.get_run(run_id) or {}).get("progress") or {}
+        summary = (
+            stall_message(progress, settings.train_stall_s)
+            if outcome == "stalled"
+            else f"the training process exited with code {child.returncode}"
+        )
+        error = failure_report(summary, work / CHILD_LOG, settings.data_dir)
+        store.settle("training_runs", run_id, claim, "failed", error=error)  # no-op if the child settled it
     shutil.rmtree(work, ignore_errors=True)
     if (store.get_run(run_id) or {}).get("status") in TERMINAL:  # not when a retry will need the data
         shutil.rmtree(store.dataset_dir(run_id), ignore_errors=True)
@@ -94,25 +94,40 @@ def run_in_child(services: "Services", run_id: str, claim: str, stopping: thread
 # --- The child process -------------------------------------------------------------------------------
 
 
+def new_progress(phase: str) -> dict[str, Any]:
+    return {"phase": phase, "prepared": 0, "to_prepare": 0, "epoch": 0, "step": 0, "total_steps": 0}
+
+
 class ProgressReporter:
-    """Trainer progress events -> the run's `progress` (throttled) and `metrics` (every fine-tuning epoch's
-    end; a pre-training epoch's validation is on recombined pages and says nothing about the user's forms)."""
+    """Trainer progress events -> the run's `progress` (throttled, with the time of the last write) and
+    `metrics` (every fine-tuning epoch's end; a pre-training epoch's validation is on recombined pages and
+    says nothing about the user's forms)."""
 
     def __init__(self, store: Store, run_id: str) -> None:
         self.store, self.run_id = store, run_id
-        self.progress: dict[str, Any] = {"phase": "fine-tuning", "epoch": 0, "step": 0, "total_steps": 0}
+        self.progress: dict[str, Any] = new_progress("preparing")
         self.metrics: list[dict[str, Any]] = []
         self.last = 0.0
 
     def start_phase(self, phase: str) -> None:
-        self.progress = {"phase": phase, "epoch": 0, "step": 0, "total_steps": 0}
-        self.store.update_run(self.run_id, self.progress, None)
+        self.progress = new_progress(phase)
+        self._write(None)
+
+    def continue_as(self, phase: str) -> None:
+        """The next phase, keeping the counts of the last (a finished run shows its fine-tuning's steps)."""
+        self.progress["phase"] = phase
+        self._write(None)
+
+    def _write(self, metrics: list[dict[str, Any]] | None) -> None:
+        self.progress["updated"] = now_iso()
+        self.store.update_run(self.run_id, self.progress, metrics)
+        self.last = time.monotonic()
 
     def __call__(self, event: dict[str, float]) -> None:
         self.progress["epoch"] = int(event.get("epoch", self.progress["epoch"]))
-        if "step" in event:
-            self.progress["step"] = int(event["step"])
-            self.progress["total_steps"] = int(event["total_steps"])
+        for name, total in (("prepared", "to_prepare"), ("step", "total_steps")):
+            if name in event:
+                self.progress[name], self.progress[total] = int(event[name]), int(event[total])
         if "val_f1" in event:  # an epoch's end: always written
             if self.progress["phase"] == "fine-tuning":
                 relation = event.get("val_relation_f1", event.get("relation_f1"))
@@ -120,10 +135,9 @@ class ProgressReporter:
                     {"epoch": int(event["epoch"]), "loss": event.get("loss"), "entity_f1": event["val_f1"],
                      "relation_f1": relation}
                 )  # fmt: skip
-            self.store.update_run(self.run_id, self.progress, self.metrics or None)
+            self._write(self.metrics or None)
         elif time.monotonic() - self.last >= PROGRESS_EVERY_S:
-            self.store.update_run(self.run_id, self.progress, None)
-            self.last = time.monotonic()
+            self._write(None)
 
 
 def base_model_setup(settings: Settings, base_model: str) -> "tuple[ModelConfig, str, Path, InputOptions]":
@@ -160,8 +174,8 @@ def recombined_pretraining(
     will train on, from the run's base model; returns the pre-trained model folder."""
     from model.recombined_pretraining import pretrain_on_pages, recombined_pages
 
-    pages = recombined_pages(documents, copies, options)
     reporter.start_phase("pretraining")
+    pages = recombined_pages(documents, copies, options)
     return str(pretrain_on_pages(pages, options, config, tokenizer, out, on_progress=reporter))
 
 
@@ -169,13 +183,22 @@ def train_run(settings: Settings, store: Store, run_id: str) -> str:
     """Train, export and register; returns the new model's id."""
     import torch
 
-    from model.artifact import META_FILE, WEIGHTS_FILE
-    from model.export import export_onnx
+    torch.set_num_threads(torch_threads(settings.train_threads))
+    reporter = ProgressReporter(store, run_id)
+    reporter.start_phase("preparing")
+    best = fine_tuned_model(settings, store, run_id, reporter)
+    reporter.continue_as("exporting")
+    model_id = exported_and_registered(settings, run_id, best)
+    reporter.continue_as("finished")
+    return model_id
+
+
+def fine_tuned_model(settings: Settings, store: Store, run_id: str, reporter: ProgressReporter) -> Path:
+    """The best epoch's model folder of the run's fine-tuning (after its pre-training phase, if any)."""
+    from model.artifact import META_FILE
     from model.train import TrainOptions, prepare_trainer
     from service.datasets import dataset_root, validate
-    from service.registry import Registry
 
-    torch.set_num_threads(settings.train_threads or os.cpu_count() or 1)
     run = store.get_run(run_id)
     assert run is not None
     options = run["options"]
@@ -185,22 +208,30 @@ def train_run(settings: Settings, store: Store, run_id: str) -> str:
     train_options = TrainOptions(
         epochs=options["epochs"], validation_fraction=options["validation_fraction"], init=init, inputs=inputs
     )
-    out = work_dir(settings, run_id) / "out"
-    reporter = ProgressReporter(store, run_id)
+    work = work_dir(settings, run_id)
     copies = options.get("recombined_copies", 0)
     if copies:
-        pretrained = work_dir(settings, run_id) / "pretrain"
         init = recombined_pretraining(
-            documents, copies, train_options, config, tokenizer, pretrained, reporter
+            documents, copies, train_options, config, tokenizer, work / "pretrain", reporter
         )
         train_options = replace(train_options, init=init)
-        reporter.start_phase("fine-tuning")
-    prepare_trainer(documents, out, train_options, config, tokenizer, on_progress=reporter).run()
-    if not (out / "best" / META_FILE).is_file():
+    reporter.start_phase("fine-tuning")
+    prepare_trainer(documents, work / "out", train_options, config, tokenizer, on_progress=reporter).run()
+    best = work / "out" / "best"
+    if not (best / META_FILE).is_file():
         raise RuntimeError("training ended before any epoch finished: no model to keep")
+    return best
+
+
+def exported_and_registered(settings: Settings, run_id: str, best: Path) -> str:
+    """Export the trained model to ONNX beside its weights (a base for later runs) and register it."""
+    from model.artifact import WEIGHTS_FILE
+    from model.export import export_onnx
+    from service.registry import Registry
+
     serving = work_dir(settings, run_id) / "serving"
-    export_onnx(out / "best", serving)
-    shutil.copyfile(out / "best" / WEIGHTS_FILE, serving / WEIGHTS_FILE)  # a base for later runs
+    export_onnx(best, serving)
+    shutil.copyfile(best / WEIGHTS_FILE, serving / WEIGHTS_FILE)
     return Registry(settings).add(serving, source_run=run_id)
 
 
@@ -233,7 +264,10 @@ def main(argv: list[str]) -> int:
         model_id = train_run(settings, store, run_id)
     except Exception as exc:
         traceback.print_exc()
-        store.settle("training_runs", run_id, claim, "failed", error=describe(exc))
+        sys.stdout.flush()
+        sys.stderr.flush()
+        error = failure_report(describe(exc), Path.cwd() / CHILD_LOG, settings.data_dir)
+        store.settle("training_runs", run_id, claim, "failed", error=error)
         return 1
     store.settle("training_runs", run_id, claim, "succeeded", model_id=model_id, error=None)
     return 0

@@ -1,11 +1,12 @@
 """Training runs: upload a FUNSD-format dataset zip, train in a child process, get a new model."""
 
+import shutil
 import uuid
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile
 
 from service.datasets import unpack_dataset
-from service.errors import TrainingRunNotFoundError
+from service.errors import TrainingRunFinishedError, TrainingRunNotFoundError
 from service.registry import DEFAULT_ID, TRAINED_ID_FORM
 from service.routes.paging import PageAfter, PageLimit, PageOffset, page_of, requested_cursor
 from service.routes.uploads import read_upload
@@ -104,4 +105,25 @@ def existing_run(services: Services, run_id: str) -> TrainingRun:
     summary="A training run's status, progress and metrics",
 )
 def get_run(run_id: str = RunId, services: Services = Depends(get_services)) -> TrainingRun:
+    return existing_run(services, run_id)
+
+
+@router.delete(
+    "/{run_id}",
+    response_model=TrainingRun,
+    responses={
+        404: {"model": Problem, "description": "No such training run."},
+        409: {"model": Problem, "description": "The run has already succeeded or failed."},
+    },
+    summary="Cancel a training run",
+)
+def cancel_run(run_id: str = RunId, services: Services = Depends(get_services)) -> TrainingRun:
+    """A queued run never starts; a running one's training process is stopped and its work folder removed.
+    Cancelling a cancelled run again answers the run as it is."""
+    run = existing_run(services, run_id)
+    if run.status != "cancelled" and not services.store.cancel_run(run_id):
+        raise TrainingRunFinishedError(
+            f"training run {run_id} has already {existing_run(services, run_id).status}"
+        )
+    shutil.rmtree(services.store.dataset_dir(run_id), ignore_errors=True)
     return existing_run(services, run_id)

@@ -1,13 +1,13 @@
 import subprocess
 from pathlib import Path
 
-import pytesseract
 import pytest
 from PIL import Image
 
 from model.boxes import contains_box, is_valid_box
 from model.funsd import FUNSD_LABELS, read_dataset
 from model.synthetic import find_font, page_boxes, render_form, write_pdf, write_tiff
+from service.tesseract import recognise
 
 
 def test_same_seed_gives_the_same_page():
@@ -95,7 +95,7 @@ def test_tiff_has_one_frame_per_image(tmp_path: Path, synthetic_pages):
 
 def test_tesseract_reads_the_rendered_words(synthetic_pages):
     page = synthetic_pages[0]
-    found = set(pytesseract.image_to_string(page.image).split())
+    found = {word.strip() for word in recognise(page.image, "eng", 3, 100, 120.0)["text"]}
     expected = [w["text"] for e in page.annotation["form"] for w in e["words"]]
     recall = sum(1 for word in expected if word in found) / len(expected)
     assert recall >= 0.8, recall

@@ -1,8 +1,9 @@
+import io
 import os
+import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-import pytesseract
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,7 +11,7 @@ from PIL import Image
 
 from model.boxes import contains_box
 from model.synthetic import SyntheticPage, page_boxes
-from service import ocr
+from service import ocr, tesseract
 from service.document import Page, Word
 from service.ocr import (
     effective_dpi,
@@ -89,14 +90,14 @@ def test_a_page_over_the_time_limit_is_reported_failed(synthetic_pages: list[Syn
 def test_pages_run_in_parallel_in_order_and_a_failure_stays_on_its_page(
     synthetic_pages: list[SyntheticPage], monkeypatch: pytest.MonkeyPatch
 ):
-    real = pytesseract.image_to_data
+    real = tesseract.recognise
 
-    def failing_on_narrow_pages(image: Image.Image, *args: Any, **kwargs: Any) -> Any:
+    def failing_on_narrow_pages(image: Image.Image, *args: Any) -> Any:
         if image.width == 123:
-            raise pytesseract.TesseractError(1, "simulated failure")
-        return real(image, *args, **kwargs)
+            raise tesseract.TesseractError("simulated failure")
+        return real(image, *args)
 
-    monkeypatch.setattr(pytesseract, "image_to_data", failing_on_narrow_pages)
+    monkeypatch.setattr(ocr, "recognise", failing_on_narrow_pages)
     strips = [p.image.crop((0, 0, 850, 250)) for p in synthetic_pages[:2]]
     done = Page(2, None, 100, 100, [Word("given", (1, 1, 9, 9))], "json")
     pages = [
@@ -115,21 +116,33 @@ def test_pages_run_in_parallel_in_order_and_a_failure_stays_on_its_page(
 
 
 def test_tesseract_gets_one_thread_the_psm_and_an_upscaled_image(monkeypatch: pytest.MonkeyPatch):
+    """Each tesseract process gets OMP_THREAD_LIMIT=1 in its own environment; this process's environment
+    is left as it was (a training child started later must not inherit the limit)."""
     calls: list[dict[str, Any]] = []
 
-    def fake(image: Image.Image, **kwargs: Any) -> dict[str, list[Any]]:
-        calls.append(
-            {"size": image.size, "config": kwargs["config"], "omp": os.environ.get("OMP_THREAD_LIMIT")}
-        )
-        return {"text": [], "conf": []}
+    def fake_run(command: list[str], **kwargs: Any) -> Any:
+        header = tesseract.pnm_bytes(Image.new("L", (1, 1))).split(b"\n")[0]
+        assert kwargs["input"].startswith(header)  # the page goes in as an uncompressed PGM
+        size = Image.open(io.BytesIO(kwargs["input"])).size
+        calls.append({"size": size, "args": command[3:], "omp": kwargs["env"].get("OMP_THREAD_LIMIT")})
+        return subprocess.CompletedProcess(command, 0, b"", b"")
 
-    monkeypatch.setattr(pytesseract, "image_to_data", fake)
-    monkeypatch.setenv("OMP_THREAD_LIMIT", "8")
+    monkeypatch.setattr(tesseract.subprocess, "run", fake_run)
+    monkeypatch.delenv("OMP_THREAD_LIMIT", raising=False)
     page = image_page(Image.new("L", (850, 1100), 255))
     ocr_pages([page], Settings(ocr_detect_orientation=False))
     ocr_pages([page], Settings(ocr_detect_orientation=False, ocr_quality="fast", ocr_psm=6))
-    assert calls[0] == {"size": (1700, 2200), "config": "--psm 11 --dpi 200", "omp": "1"}
-    assert calls[1] == {"size": (850, 1100), "config": "--psm 6 --dpi 100", "omp": "1"}
+    assert calls[0] == {
+        "size": (1700, 2200),
+        "args": ["-l", "eng", "--psm", "11", "--dpi", "200", "tsv"],
+        "omp": "1",
+    }
+    assert calls[1] == {
+        "size": (850, 1100),
+        "args": ["-l", "eng", "--psm", "6", "--dpi", "100", "tsv"],
+        "omp": "1",
+    }
+    assert "OMP_THREAD_LIMIT" not in os.environ
 
 
 # --- pure functions -------------------------------------------------------------------------------------

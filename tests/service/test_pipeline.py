@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytesseract
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -21,7 +20,7 @@ from model.onnx_meta import ONNX_META_FILE
 from model.runtime import Runtime
 from model.synthetic import SyntheticPage, write_funsd_dataset, write_pdf, write_tiff
 from model.train import TrainOptions, prepare_trainer
-from service import pipeline
+from service import ocr, pipeline, tesseract
 from service.cli import app
 from service.errors import DocumentTimeoutError, PageSelectionError, UnsupportedFormatError
 from service.overlay import ARROW_COLOUR, label_colour, render_overlay
@@ -216,14 +215,14 @@ def test_a_page_whose_ocr_fails_does_not_fail_the_document(
 ):
     small = synthetic_pages[1].image.resize((800, 1000))
     data = write_tiff([synthetic_pages[0].image, small], tmp_path / "two.tif").read_bytes()
-    real = pytesseract.image_to_data
+    real = tesseract.recognise
 
-    def flaky(image: Image.Image, *args: object, **kwargs: object) -> object:
+    def flaky(image: Image.Image, *args: object) -> object:
         if image.width == 800:
-            raise pytesseract.TesseractError(1, "simulated crash")
-        return real(image, *args, **kwargs)
+            raise tesseract.TesseractError("simulated crash")
+        return real(image, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pytesseract, "image_to_data", flaky)
+    monkeypatch.setattr(ocr, "recognise", flaky)
     extraction = run_extraction(data, ExtractOptions(), SETTINGS, runtime)
     good, bad = extraction.result.pages
     assert good.status == "ok" and good.entities and good.error is None
