@@ -23,7 +23,7 @@ POLL_S = 0.5
 LOG_TAIL_LINES = 20
 LOG_TAIL_CHARS = 2000
 MOVING_FIELDS = ("phase", "epoch", "step", "prepared")
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s/:'\"(),]+/)+([^\s/:'\"(),]+)")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.>])/(?:[^\s/:'\"(),]+/)+([^\s/:'\"(),]+)")
 
 Outcome = Literal["exited", "shutdown", "cancelled", "lost", "stalled"]
 

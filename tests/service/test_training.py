@@ -1,6 +1,7 @@
 """The training child's parts: progress by phase, and the pre-training on recombined copies (real SQLite
 store, real training of a tiny model)."""
 
+import time
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,13 @@ from model.funsd import read_dataset
 from model.minilm import minilm_tokenizer_path
 from model.train import TrainOptions
 from service.store import Store
-from service.training import ProgressReporter, recombined_pretraining
+from service.training import PROGRESS_EVERY_S, ProgressReporter, recombined_pretraining
 
 RUN_ID = "run_" + "1" * 32
+
+
+def counts(progress: dict) -> dict:
+    return {name: progress[name] for name in ("phase", "epoch", "step", "total_steps")}
 
 
 @pytest.fixture
@@ -33,15 +38,15 @@ def test_pretraining_reports_progress_but_keeps_its_validation_out_of_the_metric
     reporter({"epoch": 1, "step": 3, "total_steps": 3})
     reporter({"epoch": 1, "loss": 0.5, "val_f1": 0.9})
     run = store.get_run(RUN_ID)
-    assert run["progress"] == {"phase": "pretraining", "epoch": 1, "step": 3, "total_steps": 3}
-    assert not run["metrics"]
+    assert counts(run["progress"]) == {"phase": "pretraining", "epoch": 1, "step": 3, "total_steps": 3}
+    assert run["progress"]["updated"] and not run["metrics"]
     reporter.start_phase("fine-tuning")
-    assert store.get_run(RUN_ID)["progress"] == {
-        "phase": "fine-tuning",
-        "epoch": 0,
-        "step": 0,
-        "total_steps": 0,
-    }
+    reporter({"prepared": 2, "to_prepare": 4})
+    time.sleep(PROGRESS_EVERY_S)
+    reporter({"prepared": 4, "to_prepare": 4})
+    progress = store.get_run(RUN_ID)["progress"]
+    assert counts(progress) == {"phase": "fine-tuning", "epoch": 0, "step": 0, "total_steps": 0}
+    assert (progress["prepared"], progress["to_prepare"]) == (4, 4)
     reporter({"epoch": 1, "loss": 0.4, "val_f1": 0.5, "val_relation_f1": 0.25})
     (epoch,) = store.get_run(RUN_ID)["metrics"]
     assert (epoch["epoch"], epoch["entity_f1"], epoch["relation_f1"]) == (1, 0.5, 0.25)

@@ -49,11 +49,18 @@ def test_a_training_run_produces_a_model_that_serves(api: TestClient, synthetic_
     assert run["status"] == "succeeded", run["error"]
     dataset = api.app.state.services.store.dataset_dir(run["id"])
     wait_for(lambda: not dataset.exists(), timeout=30)  # the unpacked upload goes once the run has ended
-    assert run["progress"]["epoch"] == 1 and run["progress"]["step"] == run["progress"]["total_steps"] > 0
+    progress = run["progress"]
+    assert progress["phase"] == "finished" and progress["epoch"] == 1
+    assert (
+        progress["step"] == progress["total_steps"] > 0
+        and progress["prepared"] == progress["to_prepare"] == 4
+    )
     (epoch,) = run["metrics"]
     assert epoch["epoch"] == 1 and epoch["loss"] > 0 and 0 <= epoch["entity_f1"] <= 1
     model = api.get(f"/v1/models/{run['model_id']}").json()
     assert model["source_run"] == run["id"] and not model["builtin"] and not model["active"]
+    assert model["metrics"]["validation_documents"] == 1  # 4 forms, a quarter held out
+    assert "only 1 validation form" in model["metrics"]["validation_warning"]
     assert api.post(f"/v1/models/{run['model_id']}/activate").json()["active"] is True
     result = api.post("/v1/extract", content=words_document(1)).json()
     assert result["model"]["id"] == run["model_id"] and result["pages"][0]["words"]
@@ -76,10 +83,12 @@ def test_a_run_with_recombined_copies_pretrains_then_fine_tunes(api: TestClient,
     run = wait_for(finished, timeout=300, interval=0.2)
     assert run["status"] == "succeeded", run["error"]
     assert run["recombined_copies"] == 2
-    assert run["progress"]["phase"] == "fine-tuning" and run["progress"]["epoch"] == 1
+    assert run["progress"]["phase"] == "finished" and run["progress"]["epoch"] == 1
     (epoch,) = run["metrics"]  # the pre-training epoch's validation is not the user's forms': not listed
     assert epoch["epoch"] == 1
-    assert phases[-1] == "fine-tuning" and set(phases) <= {"pretraining", "fine-tuning"}
+    order = ["preparing", "pretraining", "fine-tuning", "exporting", "finished"]
+    seen = [phase for n, phase in enumerate(phases) if n == 0 or phase != phases[n - 1]]
+    assert "pretraining" in seen and seen == sorted(seen, key=order.index)  # in order, never back
     model = api.get(f"/v1/models/{run['model_id']}").json()
     assert model["source_run"] == run["id"]
 
@@ -143,9 +152,15 @@ def test_runs_are_listed_newest_first_without_metrics(api: TestClient, synthetic
     ids = queued_runs(api, synthetic_dataset, 3)
     store = api.app.state.services.store
     store.claim("training_runs", ids[1], "test-worker", 30.0)  # this test plays the worker
-    store.update_run(
-        ids[1], {"epoch": 1, "step": 2, "total_steps": 4}, [{"epoch": 1, "loss": 0.5, "entity_f1": 0.4}]
-    )
+    progress = {
+        "phase": "fine-tuning",
+        "prepared": 4,
+        "to_prepare": 4,
+        "epoch": 1,
+        "step": 2,
+        "total_steps": 4,
+    }
+    store.update_run(ids[1], progress, [{"epoch": 1, "loss": 0.5, "entity_f1": 0.4}])
     listing = api.get("/v1/training-runs").json()
     assert [run["id"] for run in listing["training_runs"]] == ids[::-1]  # same-second runs too
     assert (listing["total"], listing["limit"], listing["offset"]) == (3, 100, 0)
@@ -155,7 +170,7 @@ def test_runs_are_listed_newest_first_without_metrics(api: TestClient, synthetic
         assert summary == {name: value for name, value in full.items() if name != "metrics"}
     running = listing["training_runs"][1]
     assert (running["status"], running["epochs"], running["documents"]) == ("running", 2, 4)
-    assert running["progress"] == {"phase": "fine-tuning", "epoch": 1, "step": 2, "total_steps": 4}
+    assert running["progress"] == progress | {"updated": None}
     assert len(api.get(f"/v1/training-runs/{ids[1]}").json()["metrics"]) == 1
 
 
