@@ -22,6 +22,13 @@ def recombined_pages(documents: Sequence[Document], copies: int, fine_tuning: Tr
     return recombined_corpus(kept, copies, fine_tuning.seed)
 
 
+def finished_pretraining(out: Path) -> Path | None:
+    """The model of an earlier pre-training into `out` that ended (its one pass done), if any: a resumed
+    fine-tuning starts from it instead of pre-training again."""
+    best = out / "best"
+    return best if (best / META_FILE).is_file() else None
+
+
 def pretrain_on_pages(
     pages: Sequence[Document],
     fine_tuning: TrainOptions,

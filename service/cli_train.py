@@ -62,14 +62,14 @@ def recombined_start(
 ) -> "TrainOptions":
     """`options` starting from one pass over `copies` recombined copies of the held-in forms, written to
     OUT/pretrain (kept and reused by `--resume`)."""
-    from model.artifact import META_FILE
-    from model.recombined_pretraining import pretrain_on_pages, recombined_pages
+    from model.recombined_pretraining import finished_pretraining, pretrain_on_pages, recombined_pages
     from service.progress import TrainingProgress
 
     folder = out / PRETRAIN_FOLDER
-    if resume and (folder / "best" / META_FILE).is_file():
-        typer.echo(f"resuming: fine-tuning starts from the earlier pre-training in {folder / 'best'}")
-        return replace(options, init=str(folder / "best"))
+    earlier = finished_pretraining(folder) if resume else None
+    if earlier is not None:
+        typer.echo(f"resuming: fine-tuning starts from the earlier pre-training in {earlier}")
+        return replace(options, init=str(earlier))
     pages = recombined_pages(documents, copies, options)
     typer.echo(f"pre-training for one pass over {len(pages)} recombined pages ({copies} copies)")
     with TrainingProgress() as progress:

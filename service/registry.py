@@ -11,6 +11,7 @@ loaded once per process and cached (the active model and the most recently used 
 """
 
 import contextlib
+import hashlib
 import json
 import re
 import shutil
@@ -51,6 +52,11 @@ def default_model_path(settings: Settings) -> Path:
     from service.pipeline import serving_model_dir
 
     return serving_model_dir(settings, settings.default_model_dir)
+
+
+def model_id_of_run(run_id: str) -> str:
+    """The id of the model a training run registers: derived from the run, so a retry cannot add another."""
+    return f"mdl_{hashlib.sha256(run_id.encode()).hexdigest()[:16]}"
 
 
 @dataclass(frozen=True)
@@ -210,14 +216,25 @@ class Registry:
         (self.root / model_id).rename(doomed)  # atomic: the model is gone for every reader at once
         shutil.rmtree(doomed, ignore_errors=True)
 
+    def model_of_run(self, run_id: str) -> str | None:
+        """The model a training run registered, if it got that far (an attempt before a crash, say)."""
+        model_id = model_id_of_run(run_id)
+        return model_id if (self.root / model_id / ENTRY_FILE).is_file() else None
+
     def add(self, serving_dir: Path, source_run: str | None) -> str:
-        """Register an exported serving folder (moved in, atomically); returns the new model id."""
+        """Register an exported serving folder (moved in, atomically); returns the model id. A training
+        run registers one model however often it is retried: a second registration keeps the first."""
         if not (serving_dir / ONNX_META_FILE).is_file():
             raise ValueError(f"{serving_dir} is not an ONNX serving folder (no {ONNX_META_FILE})")
         OnnxMeta.load(serving_dir)
-        model_id = f"mdl_{uuid.uuid4().hex[:16]}"
+        model_id = model_id_of_run(source_run) if source_run else f"mdl_{uuid.uuid4().hex[:16]}"
         entry = {"id": model_id, "created": now_iso(), "source_run": source_run}
         (serving_dir / ENTRY_FILE).write_text(json.dumps(entry, indent=2), encoding="utf-8")
         self.root.mkdir(parents=True, exist_ok=True)
-        serving_dir.rename(self.root / model_id)
+        try:
+            serving_dir.rename(self.root / model_id)
+        except OSError:
+            if not (self.root / model_id / ENTRY_FILE).is_file():
+                raise
+            shutil.rmtree(serving_dir, ignore_errors=True)  # the run's earlier attempt registered it
         return model_id

@@ -85,9 +85,12 @@ def supervise(
 
 
 def _interruption(run: Mapping[str, Any], claim: str, watchdog: Watchdog) -> Outcome | None:
-    if run.get("status") == "cancelled":
+    status = run.get("status")
+    if status == "cancelled":
         return "cancelled"
-    if run.get("status") != "running" or run.get("claim") != claim:
+    if status in ("succeeded", "failed"):  # settled by the child, which is about to exit (or stalls)
+        return "stalled" if watchdog.stalled(run.get("progress") or {}) else None
+    if status != "running" or run.get("claim") != claim:
         return "lost"
     return "stalled" if watchdog.stalled(run.get("progress") or {}) else None
 

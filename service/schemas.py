@@ -229,6 +229,11 @@ class TrainingProgress(BaseModel):
     step: int = 0
     total_steps: int = 0
     updated: str | None = Field(None, description="When the run last reported progress (UTC, ISO 8601).")
+    resumed_from_epoch: int | None = Field(
+        None,
+        description="Set when this attempt resumed fine-tuning from the checkpoint of an earlier attempt "
+        "(its worker stopped or died) after this many epochs.",
+    )
 
 
 class EpochMetrics(BaseModel):

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
     from model.artifact import InputOptions
     from model.config import ModelConfig
     from model.funsd import Document
-    from model.train import TrainOptions
+    from model.train import EpochRecord, TrainOptions
     from service.work import Services
 
 PROGRESS_EVERY_S = 0.5
@@ -57,8 +58,7 @@ def run_in_child(services: "Services", run_id: str, claim: str, stopping: thread
     """Run one claimed training run in a child process. True when it must be queued again (shutdown)."""
     store, settings = services.store, services.settings
     work = work_dir(settings, run_id)
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work.mkdir(parents=True, exist_ok=True)  # kept from an earlier attempt: training resumes from it
     child_settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
     with (work / CHILD_LOG).open("wb") as log:
         command = [sys.executable, "-m", "service.training", run_id, claim]
@@ -74,8 +74,10 @@ def run_in_child(services: "Services", run_id: str, claim: str, stopping: thread
         child.stdin.write(child_settings.model_dump_json().encode())
         child.stdin.close()
         outcome = supervise(child, store, run_id, claim, settings.train_stall_s, stopping)
-    if outcome == "shutdown":
+    if outcome == "shutdown":  # the work folder stays: the next attempt resumes from its checkpoint
         return store.settle("training_runs", run_id, claim, "queued")
+    if outcome == "lost":  # another worker has the run now, and the work folder with it
+        return False
     if outcome in ("exited", "stalled"):
         progress = (store.get_run(run_id) or {}).get("progress") or {}
         summary = (
@@ -85,8 +87,8 @@ def run_in_child(services: "Services", run_id: str, claim: str, stopping: thread
         )
         error = failure_report(summary, work / CHILD_LOG, settings.data_dir)
         store.settle("training_runs", run_id, claim, "failed", error=error)  # no-op if the child settled it
-    shutil.rmtree(work, ignore_errors=True)
-    if (store.get_run(run_id) or {}).get("status") in TERMINAL:  # not when a retry will need the data
+    if (store.get_run(run_id) or {}).get("status") in TERMINAL:  # not when a retry will need them
+        shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(store.dataset_dir(run_id), ignore_errors=True)
     return False
 
@@ -96,6 +98,12 @@ def run_in_child(services: "Services", run_id: str, claim: str, stopping: thread
 
 def new_progress(phase: str) -> dict[str, Any]:
     return {"phase": phase, "prepared": 0, "to_prepare": 0, "epoch": 0, "step": 0, "total_steps": 0}
+
+
+def epoch_metrics(
+    epoch: int, loss: float | None, entity_f1: float, relation_f1: float | None
+) -> dict[str, Any]:
+    return {"epoch": epoch, "loss": loss, "entity_f1": entity_f1, "relation_f1": relation_f1}
 
 
 class ProgressReporter:
@@ -112,6 +120,14 @@ class ProgressReporter:
     def start_phase(self, phase: str) -> None:
         self.progress = new_progress(phase)
         self._write(None)
+
+    def resumed_from(self, history: "Sequence[EpochRecord]") -> None:
+        """Fine-tuning goes on after the epochs an earlier attempt finished (their checkpoint's history);
+        their metrics are the run's first (an empty history: from the start)."""
+        self.metrics = [epoch_metrics(h.epoch, h.loss, h.val_f1, h.val_relation_f1) for h in history]
+        if history:
+            self.progress |= {"epoch": history[-1].epoch, "resumed_from_epoch": history[-1].epoch}
+        self._write(self.metrics)
 
     def continue_as(self, phase: str) -> None:
         """The next phase, keeping the counts of the last (a finished run shows its fine-tuning's steps)."""
@@ -132,9 +148,8 @@ class ProgressReporter:
             if self.progress["phase"] == "fine-tuning":
                 relation = event.get("val_relation_f1", event.get("relation_f1"))
                 self.metrics.append(
-                    {"epoch": int(event["epoch"]), "loss": event.get("loss"), "entity_f1": event["val_f1"],
-                     "relation_f1": relation}
-                )  # fmt: skip
+                    epoch_metrics(int(event["epoch"]), event.get("loss"), event["val_f1"], relation)
+                )
             self._write(self.metrics or None)
         elif time.monotonic() - self.last >= PROGRESS_EVERY_S:
             self._write(None)
@@ -172,8 +187,11 @@ def recombined_pretraining(
 ) -> str:
     """The run's pre-training phase: one pass over `copies` recombined copies of the forms the fine-tuning
     will train on, from the run's base model; returns the pre-trained model folder."""
-    from model.recombined_pretraining import pretrain_on_pages, recombined_pages
+    from model.recombined_pretraining import finished_pretraining, pretrain_on_pages, recombined_pages
 
+    earlier = finished_pretraining(out)
+    if earlier is not None:
+        return str(earlier)
     reporter.start_phase("pretraining")
     pages = recombined_pages(documents, copies, options)
     return str(pretrain_on_pages(pages, options, config, tokenizer, out, on_progress=reporter))
@@ -183,8 +201,13 @@ def train_run(settings: Settings, store: Store, run_id: str) -> str:
     """Train, export and register; returns the new model's id."""
     import torch
 
+    from service.registry import Registry
+
     torch.set_num_threads(torch_threads(settings.train_threads))
     reporter = ProgressReporter(store, run_id)
+    registered = Registry(settings).model_of_run(run_id)
+    if registered is not None:  # an earlier attempt got this far before its worker died
+        return registered
     reporter.start_phase("preparing")
     best = fine_tuned_model(settings, store, run_id, reporter)
     reporter.continue_as("exporting")
@@ -216,7 +239,10 @@ def fine_tuned_model(settings: Settings, store: Store, run_id: str, reporter: Pr
         )
         train_options = replace(train_options, init=init)
     reporter.start_phase("fine-tuning")
-    prepare_trainer(documents, work / "out", train_options, config, tokenizer, on_progress=reporter).run()
+    trainer = prepare_trainer(documents, work / "out", train_options, config, tokenizer, on_progress=reporter)
+    done = trainer.resume()  # the epochs an earlier attempt finished (its checkpoint in out/last)
+    reporter.resumed_from(trainer.history)
+    trainer.run(done)
     best = work / "out" / "best"
     if not (best / META_FILE).is_file():
         raise RuntimeError("training ended before any epoch finished: no model to keep")

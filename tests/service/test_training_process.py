@@ -3,7 +3,9 @@ serve`), the stall watchdog and cancelling (the child is stopped, its folders re
 
 import io
 import os
+import shutil
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +15,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from model.synthetic import SyntheticPage
+from service.datasets import unpack_dataset
 from service.main import create_app
 from service.settings import Settings
-from service.training import work_dir
+from service.training import run_in_child, work_dir
 from tests.service.routes.test_extract import problem
 from tests.service.routes.test_training import dataset_zip, queued_runs, start_run
 from tests.service.support import DocextractProcess, free_port, wait_for
@@ -182,3 +185,56 @@ def test_cancelling_queued_and_finished_runs(api: TestClient, synthetic_dataset:
     body = problem(api.delete(f"/v1/training-runs/{done}"), 409, "training-run-finished")
     assert "succeeded" in body["detail"]
     problem(api.delete("/v1/training-runs/run_" + "0" * 32), 404, "training-run-not-found")
+
+
+@pytest.mark.slow
+def test_a_run_whose_worker_is_killed_resumes_from_its_last_epoch(
+    redis_url: str, api_settings: Settings, tmp_path: Path, synthetic_dataset: Path
+):
+    """A `docextract worker` is SIGKILLed while its run trains; its child stops by itself, and a second
+    worker takes the run over once the lease runs out and resumes from the last finished epoch."""
+    settings = api_settings.model_copy(update={"redis_url": redis_url, "lease_s": 3.0})
+    command = ["worker", "--queues", "training"]
+    with TestClient(create_app(settings)) as client:
+        response = start_run(client, dataset_zip(synthetic_dataset), epochs="12", validation_fraction="0.25")
+        run_id = response.json()["id"]
+        first = DocextractProcess(command, settings, tmp_path / "first.log").start()
+        try:
+            wait_for(lambda: len(client.get(f"/v1/training-runs/{run_id}").json()["metrics"]) >= 2, 240, 0.1)
+            pid = training_child(run_id)
+            first.kill()
+        finally:
+            first.stop()
+        assert pid is not None and wait_for(lambda: is_gone(pid), 15)  # the orphan stops itself
+        with DocextractProcess(command, settings, tmp_path / "second.log"):
+            run = wait_for(lambda: finished(client, run_id), 300, 0.5)
+        assert run["status"] == "succeeded", run["error"]
+        assert (run["progress"]["resumed_from_epoch"] or 0) >= 2
+        assert [epoch["epoch"] for epoch in run["metrics"]] == list(range(1, 13))
+        services = client.app.state.services
+        assert services.store.get_run(run_id)["attempts"] == 2
+        models = [m for m in client.get("/v1/models").json()["models"] if m["source_run"] == run_id]
+        assert [m["id"] for m in models] == [run["model_id"]]
+
+
+def test_a_retry_after_the_model_was_registered_registers_no_second_model(
+    api: TestClient, synthetic_dataset: Path, serving_model: Path, tmp_path: Path
+):
+    """The worker died after the child registered the model but before the run was marked done: the retry
+    finds that model and finishes with it, without training again."""
+    services = api.app.state.services
+    run_id = "run_" + "2" * 32
+    unpack_dataset(dataset_zip(synthetic_dataset), services.store.dataset_dir(run_id), services.settings)
+    options = {"base_model": "default", "epochs": 50, "validation_fraction": 0.25, "recombined_copies": 0}
+    services.store.create_run(run_id, options | {"documents": 4})
+    model_id = services.registry.add(shutil.copytree(serving_model, tmp_path / "first"), source_run=run_id)
+    again = services.registry.add(shutil.copytree(serving_model, tmp_path / "again"), source_run=run_id)
+    assert again == model_id and not (tmp_path / "again").exists()
+    assert services.store.claim("training_runs", run_id, "retry", 60.0) is not None  # the retried attempt
+    assert run_in_child(services, run_id, "retry", threading.Event()) is False
+    run = api.get(f"/v1/training-runs/{run_id}").json()
+    assert (run["status"], run["model_id"], run["metrics"]) == ("succeeded", model_id, [])
+    assert run["progress"]["epoch"] == 0  # nothing was trained again
+    models = [m for m in api.get("/v1/models").json()["models"] if m["source_run"] == run_id]
+    assert [m["id"] for m in models] == [model_id]
+    assert not services.store.dataset_dir(run_id).exists()

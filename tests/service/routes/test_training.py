@@ -170,7 +170,7 @@ def test_runs_are_listed_newest_first_without_metrics(api: TestClient, synthetic
         assert summary == {name: value for name, value in full.items() if name != "metrics"}
     running = listing["training_runs"][1]
     assert (running["status"], running["epochs"], running["documents"]) == ("running", 2, 4)
-    assert running["progress"] == progress | {"updated": None}
+    assert running["progress"] == progress | {"updated": None, "resumed_from_epoch": None}
     assert len(api.get(f"/v1/training-runs/{ids[1]}").json()["metrics"]) == 1
 
 
