@@ -188,7 +188,7 @@ def file_sizes_mb(onnx_dir: Path) -> dict[str, float]:
 def cpu_description() -> dict:
     """The CPU as Linux's /proc/cpuinfo names it, with the vector extensions that set our kernels' speed. The
     model name alone hides the generation ("AMD EPYC"); the family tells it (AMD: 25 = Zen 3/4, 26 = Zen 5).
-    Sessions land on different hosts: the same int8 graph took 56 ms per page on one and 35 ms on another."""
+    Hosts of one model name differ: the same int8 graph took 56 ms per page on one and 35 ms on another."""
     info: dict[str, str] = {}
     cpuinfo = Path("/proc/cpuinfo")
     for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
