@@ -1,6 +1,7 @@
 """Saving and loading trained models (safetensors weights + JSON metadata + tokenizer). Needs torch."""
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -28,6 +29,27 @@ def save_model(
         shutil.copyfile(tokenizer_path, directory / TOKENIZER_FILE)
     meta.save(directory)
     return directory
+
+
+def replace_folder(target: Path, write: Callable[[Path], None]) -> Path:
+    """Write a folder's new contents beside it, then swap them in, so that a process killed at any moment
+    leaves the old folder or the new one whole (`TARGET.old` between the two renames: `whole_folder`)."""
+    partial, old = target.with_name(f"{target.name}.partial"), target.with_name(f"{target.name}.old")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    write(partial)
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    partial.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def whole_folder(target: Path) -> Path:
+    """`target`, or the version before it when a crash came between the two renames of `replace_folder`."""
+    old = target.with_name(f"{target.name}.old")
+    return old if not target.exists() and old.exists() else target
 
 
 def build_network(meta: ArtifactMeta) -> EntityTagger:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -19,6 +20,7 @@ from model.checkpoint import build_network, load_model, save_model
 from model.dataset import split_validation
 from model.evaluate import evaluate_model_on
 from model.funsd import Document
+from model.metrics import validation_size_metrics
 
 # ArtifactMeta fields that must be equal across the ingredients, and how to name them in an error
 SHARED_FIELDS = {
@@ -98,10 +100,10 @@ def validation_metrics(model_dir: Path, documents: Sequence[Document], seed: int
     `documents` with this seed and fraction, under the names training records them by."""
     _, held_out = split_validation([d.name for d in documents], fraction, seed)
     report = evaluate_model_on(model_dir, [documents[i] for i in held_out])
-    metrics = {"validation_entity_f1": report.entities.micro.f1}
+    metrics: dict[str, Any] = {"validation_entity_f1": report.entities.micro.f1}
     if report.relations_gold_entities is not None:
         metrics["validation_relation_f1"] = report.relations_gold_entities.f1
-    return metrics
+    return metrics | validation_size_metrics(len(held_out))
 
 
 def average_models(

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from torch import nn
 
 from model.artifact import ArtifactMeta, InputOptions
 from model.augment import Augmentation, augmented
-from model.checkpoint import build_network, load_model, save_model
+from model.checkpoint import build_network, load_model, replace_folder, save_model, whole_folder
 from model.config import LabelSet, ModelConfig
 from model.dataset import document_example, relation_schema, split_validation
 from model.evaluate import EncodedPage, PixelCache, as_tensors, encode_page, evaluate_pages, model_device
@@ -254,17 +254,20 @@ class Trainer:
         self.total_steps = self.schedule.total
 
     def _save_state(self, epoch: int) -> None:
-        last = self.out_dir / "last"
-        save_model(self.model, self.meta, self.tokenizer_path, last)
         state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
         state |= {"epoch": epoch, "step": self.step, "history": [asdict(h) for h in self.history]}
         if self.average:
             state["average"] = self.average.state_dict()
-        torch.save(state, last / STATE_FILE)
+
+        def write(folder: Path) -> None:
+            save_model(self.model, self.meta, self.tokenizer_path, folder)
+            torch.save(state, folder / STATE_FILE)
+
+        replace_folder(self.out_dir / "last", write)  # a resume never finds half a checkpoint
 
     def resume(self) -> int:
         """Load `last/` if present; returns the number of epochs already done."""
-        last = self.out_dir / "last"
+        last = whole_folder(self.out_dir / "last")
         if not (last / STATE_FILE).is_file():
             return 0
         model, _ = load_model(last)
@@ -332,9 +335,8 @@ class Trainer:
                 )
                 self.history.append(record)
                 if record.score > best:
-                    save_model(
-                        evaluated, self._meta_with_metrics(), self.tokenizer_path, self.out_dir / "best"
-                    )
+                    save = partial(save_model, evaluated, self._meta_with_metrics(), self.tokenizer_path)
+                    replace_folder(self.out_dir / "best", save)
             self._fit_schedule_to_budget(deadline)
             self._save_state(epoch + 1)
             self._write_history()

@@ -40,5 +40,5 @@ def average(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(code=1) from exc
     metrics = ArtifactMeta.load(written).metrics
-    scores = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items())
+    scores = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items() if isinstance(value, float))
     typer.echo(f"wrote {written}" + (f" ({scores})" if scores else ""))

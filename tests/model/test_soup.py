@@ -106,7 +106,9 @@ def test_with_the_training_data_the_soup_is_scored_on_the_ingredients_validation
     # the average of a model and its copy is that model: its validation scores are the ones training recorded
     out = average_models([trained, copy], tmp_path / "soup", data=documents)
     recorded, scored = ArtifactMeta.load(trained).metrics, ArtifactMeta.load(out).metrics
-    assert set(scored) == {"validation_entity_f1", "validation_relation_f1"} == set(recorded)
+    scores = {"validation_entity_f1", "validation_relation_f1"}
+    assert set(scored) == scores | {"validation_documents", "validation_warning"} == set(recorded)
+    assert scored["validation_documents"] == recorded["validation_documents"] == 2  # of 4 forms
     assert (
         0 < recorded["validation_entity_f1"] < 1
     )  # a model that is partly right: the scores are informative
@@ -134,8 +136,9 @@ def test_runs_with_different_seeds_and_one_split_seed_are_scored_on_their_shared
     second = _trained(tmp_path / "b", documents, seed=2, split_seed=7)
     out = average_models([first, second], tmp_path / "soup", data=documents)
     metrics = ArtifactMeta.load(out).metrics
-    assert set(metrics) == {"validation_entity_f1", "validation_relation_f1"}
-    assert all(0 <= value <= 1 for value in metrics.values())
+    scores = {"validation_entity_f1", "validation_relation_f1"}
+    assert set(metrics) == scores | {"validation_documents", "validation_warning"}
+    assert all(0 <= metrics[name] <= 1 for name in scores) and metrics["validation_documents"] == 2
     assert (
         ArtifactMeta.load(first).training["split_seed"]
         == ArtifactMeta.load(second).training["split_seed"]

@@ -59,5 +59,7 @@ def test_average_with_the_training_data_prints_and_records_the_validation_scores
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "config.json").read_text())["metrics"]
-    assert set(metrics) == {"validation_entity_f1"}  # the test models have no relation head
+    # the test models have no relation head; 2 of the 4 forms are the validation split
+    assert set(metrics) == {"validation_entity_f1", "validation_documents", "validation_warning"}
+    assert metrics["validation_documents"] == 2
     assert f"validation_entity_f1 {metrics['validation_entity_f1']:.4f}" in result.output
