@@ -203,7 +203,8 @@ def read_document(annotation_path: Path, labels: frozenset[str] | None = None) -
     try:
         with Image.open(image_path) as image:
             size = image.size
-    except (OSError, Image.DecompressionBombError) as exc:
+    except Exception as exc:  # Pillow raises many types: OSError, DecompressionBombError, ValueError (a PNG
+        # text chunk or ICC profile over its size limit), SyntaxError, ...
         raise FunsdFormatError(image_path, f"cannot open image: {exc}") from exc
     return parse_annotation(payload, annotation_path, image_path, size, labels)
 

@@ -66,6 +66,8 @@ def _parsed(url: str) -> httpx.URL:
         raise BadRequestError(f"callback_url {url!r} is not a URL: {exc}") from exc
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise BadRequestError(f"callback_url must be an absolute http(s) URL, got {url!r}")
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        raise BadRequestError(f"callback_url {url!r} has port {parsed.port}: a TCP port is 1 to 65535")
     return parsed
 
 

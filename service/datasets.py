@@ -7,9 +7,12 @@ Members are then streamed out with their sizes counted again (headers can lie). 
 readable by `model.funsd.read_dataset` (`annotations/*.json` and `images/*`, at the top or in one folder).
 """
 
+import lzma
 import shutil
 import stat
 import zipfile
+import zlib
+from collections.abc import Iterator
 from io import BytesIO
 from pathlib import Path, PurePosixPath
 
@@ -19,6 +22,10 @@ from service.errors import DatasetTooLargeError, InvalidDatasetError
 from service.settings import Settings
 
 CHUNK = 1 << 20
+# What reading a broken zip raises: a bad directory or header, a member name flagged UTF-8 that is not
+# (UnicodeDecodeError, a ValueError), corrupt deflate, bzip2 (OSError) or LZMA data, an unknown method.
+UNREADABLE_ZIP = (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError, zlib.error)
+UNREADABLE_ZIP += (lzma.LZMAError,)
 RATIO_MIN_BYTES = 1024  # tiny members compress by odd ratios and cannot be bombs
 IGNORED_PREFIXES = ("__MACOSX/",)
 
@@ -67,12 +74,23 @@ def check_archive(
     return members
 
 
+def _chunks(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Iterator[bytes]:
+    """A member's data, a chunk at a time; InvalidDatasetError when it cannot be read (a corrupt member)."""
+    try:
+        with archive.open(info) as source:
+            while chunk := source.read(CHUNK):
+                yield chunk
+    except UNREADABLE_ZIP as exc:
+        raise InvalidDatasetError(f"the dataset zip cannot be unpacked: {info.filename!r}: {exc}") from exc
+
+
 def copy_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int) -> int:
-    """Stream one member out, counting its real size; returns the bytes written."""
+    """Stream one member out, counting its real size; returns the bytes written. Errors writing it (a full
+    or read-only disk) are not the dataset's: they go to the caller as they are."""
     written = 0
     target.parent.mkdir(parents=True, exist_ok=True)
-    with archive.open(info) as source, target.open("wb") as sink:
-        while chunk := source.read(CHUNK):
+    with target.open("wb") as sink:
+        for chunk in _chunks(archive, info):
             written += len(chunk)
             if written > info.file_size or written > budget:
                 raise DatasetTooLargeError(f"{info.filename!r} unpacks to more bytes than its header says")
@@ -123,17 +141,22 @@ def validate(root: Path, folder: Path, max_page_pixels: int | None = None) -> li
     return documents
 
 
-def unpack_dataset(data: bytes, folder: Path, settings: Settings) -> tuple[Path, list[Document]]:
-    """Unpack a dataset zip into `folder` (created; removed again on any error) and validate it.
-    Returns the dataset root and its documents."""
+def open_archive(data: bytes, settings: Settings) -> zipfile.ZipFile:
+    """The dataset zip, opened (its central directory read); DatasetTooLargeError, InvalidDatasetError."""
     if len(data) > settings.max_dataset_bytes:
         raise DatasetTooLargeError(
             f"the dataset zip has {len(data)} bytes, the limit is {settings.max_dataset_bytes}"
         )
     try:
-        archive = zipfile.ZipFile(BytesIO(data))
-    except zipfile.BadZipFile as exc:
+        return zipfile.ZipFile(BytesIO(data))
+    except UNREADABLE_ZIP as exc:
         raise InvalidDatasetError(f"the dataset is not a zip archive: {exc}") from exc
+
+
+def unpack_dataset(data: bytes, folder: Path, settings: Settings) -> tuple[Path, list[Document]]:
+    """Unpack a dataset zip into `folder` (created; removed again on any error) and validate it.
+    Returns the dataset root and its documents."""
+    archive = open_archive(data, settings)
     folder.mkdir(parents=True, exist_ok=False)
     try:
         with archive:
@@ -142,9 +165,6 @@ def unpack_dataset(data: bytes, folder: Path, settings: Settings) -> tuple[Path,
                 budget -= copy_member(archive, info, folder.joinpath(*path.parts), budget)
         root = dataset_root(folder)
         return root, validate(root, folder, settings.max_page_pixels)
-    except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise InvalidDatasetError(f"the dataset zip cannot be unpacked: {_inside(str(exc), folder)}") from exc
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise

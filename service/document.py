@@ -10,7 +10,7 @@ from typing import Literal
 from PIL import Image
 
 from model.boxes import BoxPx
-from service.errors import TooManyPagesError, TooManyPixelsError, TooManyWordsError
+from service.errors import TooManyPagesError, TooManyPixelsError, TooManyWordsError, UploadTooLargeError
 from service.settings import Settings
 
 PageSource = Literal["image", "pdf-text", "json"]
@@ -80,3 +80,10 @@ def check_page_pixels(width: int, height: int, settings: Settings, where: str = 
             f"{where} is {width}x{height} = {width * height} pixels, "
             f"the limit is {settings.max_page_pixels} pixels per page"
         )
+
+
+def check_upload_bytes(size: int, limit: int, what: str = "the upload") -> None:
+    """Raise UploadTooLargeError when `size` bytes (of a file, or read of it so far) are over `limit`: the
+    one check of a document's size, whether it came in a request or from a file."""
+    if size > limit:
+        raise UploadTooLargeError(f"{what} has more than {limit} bytes, the limit")

@@ -4,6 +4,9 @@ Route code raises `DocextractError` subclasses; `install_error_handlers` turns t
 errors and unknown routes into `application/problem+json` responses with a stable `type` per kind.
 """
 
+import errno
+import logging
+import sqlite3
 from collections.abc import Iterable, Iterator
 from http import HTTPStatus
 from typing import Any, ClassVar
@@ -16,6 +19,13 @@ from starlette.routing import Match
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://docextract.dev/problems/"
+# Sent with every answer after which the connection is not kept: an unexpected error's (the server closes
+# it), and a refusal of a request whose body is left unread.
+CLOSE = {"Connection": "close"}
+# What the file system and SQLite say when the data directory cannot be written (or read).
+STORAGE_ERRNOS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT, errno.EIO})
+SQLITE_STORAGE_CODES = frozenset({3, 5, 8, 10, 13, 14})  # PERM, BUSY, READONLY, IOERR, FULL, CANTOPEN
+log = logging.getLogger("docextract.errors")
 
 
 class DocextractError(Exception):
@@ -43,6 +53,25 @@ class NotReadyError(DocextractError):
 
     kind = "not-ready"
     status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+class StorageUnavailableError(DocextractError):
+    """The data directory cannot be written or read: a read-only or full file system, or a database that
+    cannot be opened. Nothing is wrong with the request: it may succeed once storage is back."""
+
+    kind = "storage-unavailable"
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+
+
+def storage_failure(exc: BaseException) -> StorageUnavailableError | None:
+    """The StorageUnavailableError an OSError or SQLite error stands for; None for any other error."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in SQLITE_STORAGE_CODES:
+            return StorageUnavailableError(f"the service's database cannot be used: {exc}")
+    elif isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+        return StorageUnavailableError(f"the service's data directory cannot be used: {exc.strerror}")
+    return None
 
 
 class DocumentError(DocextractError):
@@ -258,10 +287,13 @@ def _http_kind(status: int) -> str:
     return {400: "bad-request", 404: "not-found", 405: "method-not-allowed"}.get(status, f"http-{status}")
 
 
-def error_response(exc: DocextractError, instance: str, request_id: str | None) -> JSONResponse:
-    """The problem document of a service error."""
+def error_response(
+    exc: DocextractError, instance: str, request_id: str | None, close: bool = False
+) -> JSONResponse:
+    """The problem document of a service error (`close`: with `Connection: close`)."""
     extra = {"request_id": request_id} if request_id else {}
-    return problem_response(exc.status, exc.kind, exc.detail, instance, extra, exc.headers)
+    headers = {**(exc.headers or {}), **(CLOSE if close else {})} or None
+    return problem_response(exc.status, exc.kind, exc.detail, instance, extra, headers)
 
 
 async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
@@ -278,8 +310,22 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    """A 500 problem document. The server closes the connection after it (the error may have left the
+    request half read), so the answer says so: a client would otherwise send its next request into a
+    connection that is being closed, and get a reset."""
     extra = _request_id(request)
-    return problem_response(500, "internal-error", "internal server error", request.url.path, extra)
+    return problem_response(500, "internal-error", "internal server error", request.url.path, extra, CLOSE)
+
+
+async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
+    """A 503 `storage-unavailable` for an OSError or SQLite error of the data directory (a read-only or full
+    disk), reads included; any other such error is an unexpected one (logged, 500)."""
+    unavailable = storage_failure(exc)
+    if unavailable is None:
+        log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+        return await _unexpected_error(request, exc)
+    log.warning("%s %s: %s", request.method, request.url.path, unavailable.detail)
+    return error_response(unavailable, request.url.path, getattr(request.state, "request_id", None))
 
 
 def allowed_methods(request: Request) -> dict[str, str]:
@@ -317,6 +363,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DocextractError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(OSError, _storage_error)
+    app.add_exception_handler(sqlite3.Error, _storage_error)
     app.add_exception_handler(Exception, _unexpected_error)
     document_problems(app)
 

@@ -24,8 +24,9 @@ from service.schemas import Problem
 from service.settings import Settings, get_settings
 from service.work import ExtractFn, build_services
 
-UNAUTHORIZED: dict[int | str, dict[str, object]] = {
-    401: {"model": Problem, "description": "API keys are set and the request has none, or a wrong one."}
+ROUTER_PROBLEMS: dict[int | str, dict[str, object]] = {
+    401: {"model": Problem, "description": "API keys are set and the request has none, or a wrong one."},
+    503: {"model": Problem, "description": "The data directory cannot be used (`storage-unavailable`)."},
 }
 
 
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None, extract: ExtractFn | None = Non
     add_middleware(app, app.state.settings)
     app.include_router(health.router)  # probes and metrics: never behind the API key
     for module in (extract_route, documents, jobs, models, training):
-        app.include_router(module.router, dependencies=[Depends(require_api_key)], responses=UNAUTHORIZED)
+        app.include_router(module.router, dependencies=[Depends(require_api_key)], responses=ROUTER_PROBLEMS)
     return app
 
 

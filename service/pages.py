@@ -9,7 +9,6 @@ raises a `service.errors.DocumentError` subclass and nothing else.
 
 import base64
 import binascii
-import re
 from io import BytesIO
 from typing import Literal
 
@@ -18,16 +17,28 @@ from PIL import Image, ImageOps
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from model.boxes import is_valid_box
-from service import pdf
-from service.document import Page, Word, check_page_count, check_page_pixels, check_page_words
+from service import image_headers, pdf
+from service.document import (
+    Page,
+    Word,
+    check_page_count,
+    check_page_pixels,
+    check_page_words,
+    check_upload_bytes,
+)
 from service.errors import (
     CorruptFileError,
     EmptyFileError,
     InvalidPagesJsonError,
-    PageSelectionError,
+    TooManyPagesError,
     TooManyPixelsError,
     UnsupportedFormatError,
-    UploadTooLargeError,
+)
+from service.selection import (
+    last_selected_page,
+    parse_page_selection,
+    resolve_page_selection,
+    selected_pages,
 )
 from service.settings import Settings
 
@@ -58,8 +69,9 @@ KNOWN_UNSUPPORTED: tuple[tuple[bytes, str], ...] = (
     (b"{\\rtf", "an RTF document"),
 )
 BMP_HEADER_SIZES = frozenset({12, 40, 52, 56, 64, 108, 124})
-_RANGE = re.compile(r"^(\d+)(?:\s*-\s*(\d+))?$")
-PAGE_NUMBER_CAP = 10**9  # more pages than any document has: "2-99999999999999999999" means page 2 to the end
+# The most TIFF frames counted for a selection of pages past the page limit: Pillow's seek to frame n costs
+# n^2 steps (2,000 frames: about 0.1 s).
+MAX_TIFF_FRAMES = 2_000
 
 
 def _is_bmp(data: bytes) -> bool:
@@ -94,49 +106,6 @@ def detect_format(data: bytes) -> DocumentFormat:
     raise UnsupportedFormatError(f"the upload is {what}; send {SUPPORTED}")
 
 
-def _page_number(digits: str) -> int:
-    """The number `digits` spell, capped at PAGE_NUMBER_CAP (never parsed past it: no 5,000-digit ints)."""
-    significant = digits.lstrip("0") or "0"
-    return int(significant) if len(significant) < len(str(PAGE_NUMBER_CAP)) else PAGE_NUMBER_CAP
-
-
-def parse_page_selection(spec: str) -> list[tuple[int, int]]:
-    """`"1-3,5"` -> `[(1, 3), (5, 5)]`: 1-based inclusive ranges. PageSelectionError on bad syntax."""
-    ranges: list[tuple[int, int]] = []
-    for part in spec.split(","):
-        match = _RANGE.match(part.strip())
-        if match is None:
-            raise PageSelectionError(
-                f"bad page selection {spec[:100]!r}: expected pages like '1-3,5', got {part[:100]!r}"
-            )
-        first, last = _page_number(match.group(1)), _page_number(match.group(2) or match.group(1))
-        if first < 1 or last < first:
-            raise PageSelectionError(
-                f"bad page selection {spec[:100]!r}: {part.strip()!r} is not a range of pages"
-            )
-        ranges.append((first, last))
-    return ranges
-
-
-def selected_pages(spec: str | None, page_count: int) -> list[int]:
-    """Sorted 0-based indices of the selected pages that the document has (all when `spec` is None or
-    blank); selected pages beyond the end are left out."""
-    if spec is None or not spec.strip():
-        return list(range(page_count))
-    ranges = parse_page_selection(spec)
-    return sorted({page - 1 for first, last in ranges for page in range(first, min(last, page_count) + 1)})
-
-
-def resolve_page_selection(spec: str | None, page_count: int) -> list[int]:
-    """Sorted 0-based indices of the selected pages (all when `spec` is None or blank); PageSelectionError
-    when a selected page is beyond the end."""
-    if spec is not None and spec.strip():
-        last = max(last for _, last in parse_page_selection(spec))
-        if last > page_count:
-            raise PageSelectionError(f"page {last} is not in the document: it has {page_count} page(s)")
-    return selected_pages(spec, page_count)
-
-
 def _to_8bit(image: Image.Image) -> Image.Image:
     values = np.asarray(image, dtype=np.float64)
     if image.mode.startswith("I;16"):
@@ -162,7 +131,9 @@ def normalise_mode(image: Image.Image) -> Image.Image:
 
 
 def _open(data: bytes, fmt: str, settings: Settings) -> Image.Image:
-    """Open lazily (header only): too-big images are refused before any pixel is decoded."""
+    """Open lazily (header only): too-big images are refused before any pixel is decoded, and images with
+    more structure than any scan has before Pillow walks it (`service.image_headers`)."""
+    image_headers.check_header(data, fmt)
     try:
         image = Image.open(BytesIO(data), formats=[IMAGE_FORMATS[fmt]])
     except Image.DecompressionBombError as exc:
@@ -187,11 +158,24 @@ def _frame(image: Image.Image, index: int, settings: Settings) -> Image.Image:
         raise CorruptFileError(f"page {index + 1} of the image cannot be decoded: {exc}") from exc
 
 
-def _frame_count(image: Image.Image) -> int:
-    try:
-        return int(getattr(image, "n_frames", 1)) if image.format == "TIFF" else 1
-    except Exception as exc:
-        raise CorruptFileError(f"the TIFF image cannot be read: {exc}") from exc
+def _page_count(data: bytes, fmt: str, settings: Settings, selection: str | None) -> int:
+    """The pages of an image: 1, or a TIFF's frames, counted only as far as the selection needs: to the page
+    limit (a TIFF with more frames is refused unless pages are selected), or to the last selected page when
+    that is later, but never past MAX_TIFF_FRAMES. A count over what was needed is a lower bound."""
+    if fmt != "tiff":
+        return 1
+    last = last_selected_page(selection)
+    needed = settings.max_pages if last is None else max(settings.max_pages, min(last, MAX_TIFF_FRAMES))
+    count = image_headers.tiff_frame_count(data, needed)
+    if count <= needed:
+        return count
+    if last is None:
+        raise TooManyPagesError(
+            f"the document has more than {needed} pages, the limit is {needed}; select fewer pages"
+        )
+    if last > needed:
+        raise TooManyPagesError(f"the TIFF has more than {needed} pages: pages after {needed} cannot be read")
+    return count
 
 
 def decode_image(data: bytes, fmt: str, settings: Settings) -> Image.Image:
@@ -202,7 +186,7 @@ def decode_image(data: bytes, fmt: str, settings: Settings) -> Image.Image:
 
 def _load_image(data: bytes, fmt: str, settings: Settings, selection: str | None) -> list[Page]:
     with _open(data, fmt, settings) as image:
-        indices = resolve_page_selection(selection, _frame_count(image))
+        indices = resolve_page_selection(selection, _page_count(data, fmt, settings, selection))
         check_page_count(len(indices), settings)
         frames = [(index, _frame(image, index, settings)) for index in indices]
     return [Page(index, frame, frame.width, frame.height, None, "image") for index, frame in frames]
@@ -302,17 +286,14 @@ def _load_json(data: bytes, settings: Settings, selection: str | None) -> list[P
 
 
 def _check_size(data: bytes, settings: Settings) -> None:
-    if len(data) > settings.max_upload_bytes:
-        raise UploadTooLargeError(
-            f"the upload has {len(data)} bytes, the limit is {settings.max_upload_bytes}"
-        )
+    check_upload_bytes(len(data), settings.max_upload_bytes)
 
 
 def _load_pdf(data: bytes, settings: Settings, selection: str | None) -> list[Page]:
     info = pdf.pdf_info(data, settings)
     indices = resolve_page_selection(selection, info.page_count)
     check_page_count(len(indices), settings)
-    return pdf.load_pdf_pages(data, info, indices, settings)
+    return pdf.load_pdf_pages(data, pdf.with_sizes(data, info, indices, settings), indices, settings)
 
 
 def load_document(data: bytes, settings: Settings, pages_selection: str | None = None) -> list[Page]:
@@ -343,8 +324,8 @@ def document_pages(
     elif fmt == "json":
         count = len(_parse_json(data).pages)
     else:
-        with _open(data, fmt, settings) as image:
-            count = _frame_count(image)
+        with _open(data, fmt, settings):
+            count = _page_count(data, fmt, settings, pages_selection)
     indices = resolve_page_selection(pages_selection, count)
     check_page_count(len(indices), settings)
     return fmt, indices
@@ -362,7 +343,7 @@ def _checked_indices(selection: str | None, page_count: int, settings: Settings)
 def _check_image(data: bytes, fmt: str, settings: Settings, selection: str | None) -> None:
     """Decode every checked frame in full: `Image.verify()` passes truncated JPEG and TIFF data."""
     with _open(data, fmt, settings) as image:
-        for index in _checked_indices(selection, _frame_count(image), settings):
+        for index in _checked_indices(selection, _page_count(data, fmt, settings, selection), settings):
             _frame(image, index, settings)
 
 
@@ -374,7 +355,8 @@ def _check_json(data: bytes, settings: Settings, selection: str | None) -> None:
 
 def _check_pdf(data: bytes, settings: Settings, selection: str | None) -> None:
     info = pdf.pdf_info(data, settings)
-    pdf.check_page_sizes(info, _checked_indices(selection, info.page_count, settings), settings)
+    indices = _checked_indices(selection, info.page_count, settings)
+    pdf.check_page_sizes(pdf.with_sizes(data, info, indices, settings), indices, settings)
 
 
 def check_document(data: bytes, settings: Settings, pages_selection: str | None = None) -> DocumentFormat:

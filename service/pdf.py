@@ -37,10 +37,22 @@ _PAGES_LINE = re.compile(r"^Pages:\s+(\d+)", re.MULTILINE)
 
 @dataclass(frozen=True)
 class PdfInfo:
-    """Page count and each page's displayed size in points (width, height after its /Rotate)."""
+    """Page count and the displayed size in points (width, height after its /Rotate) of the first pages
+    (`sizes_pt[i]` is page i + 1's; see `pdf_info` for how many)."""
 
     page_count: int
     sizes_pt: tuple[tuple[float, float], ...]
+
+    def size_pt(self, index: int) -> tuple[float, float]:
+        """The size of page `index` (0-based); CorruptFileError for a page without an area (poppler gives
+        0 x 0 points to a page whose page tree loops)."""
+        width, height = self.sizes_pt[index]
+        if not (width > 0 and height > 0):
+            raise CorruptFileError(
+                f"page {index + 1} of the PDF has no size ({width:g} x {height:g} points): its page tree is "
+                "broken (a loop?)"
+            )
+        return width, height
 
 
 def _poppler_error(tool: str, stderr: bytes) -> DocumentError:
@@ -66,26 +78,37 @@ def _run_poppler(args: list[str], data: bytes, timeout_s: float) -> bytes:
     return done.stdout
 
 
-def parse_pdfinfo(text: str) -> PdfInfo:
-    """`pdfinfo -f 1 -l N` output -> PdfInfo (sizes turned by each page's rotation)."""
+def parse_pdfinfo(text: str, last: int | None = None) -> PdfInfo:
+    """`pdfinfo -f 1 -l LAST` output -> PdfInfo with the sizes of pages 1 to LAST (every page when `last`
+    is None), each turned by the page's rotation."""
     found = _PAGES_LINE.search(text)
     if found is None:
         raise CorruptFileError("the PDF cannot be read: poppler found no page count")
     count = int(found.group(1))
+    shown = count if last is None else min(count, last)
     rotations = {int(m.group(1)): int(m.group(2)) % 360 for m in _ROT_LINE.finditer(text)}
     sizes: dict[int, tuple[float, float]] = {}
     for match in _SIZE_LINE.finditer(text):
         number, width, height = int(match.group(1)), float(match.group(2)), float(match.group(3))
         sizes[number] = (height, width) if rotations.get(number, 0) in (90, 270) else (width, height)
-    if count < 1 or len(sizes) != count:
+    if count < 1 or any(n not in sizes for n in range(1, shown + 1)):
         raise CorruptFileError(f"the PDF cannot be read: poppler reports {count} pages, {len(sizes)} sizes")
-    return PdfInfo(count, tuple(sizes[n] for n in range(1, count + 1)))
+    return PdfInfo(count, tuple(sizes[n] for n in range(1, shown + 1)))
 
 
-def pdf_info(data: bytes, settings: Settings) -> PdfInfo:
-    """Page count and page sizes of a PDF (EncryptedPdfError, CorruptFileError, DocumentTimeoutError)."""
-    text = _run_poppler(["pdfinfo", "-f", "1", "-l", "999999999", "-"], data, settings.pdf_timeout_s)
-    return parse_pdfinfo(text.decode("utf-8", "replace"))
+def pdf_info(data: bytes, settings: Settings, last: int = 0) -> PdfInfo:
+    """Page count, and the sizes of pages 1 to `last` or to the page limit, whichever is later
+    (EncryptedPdfError, CorruptFileError, DocumentTimeoutError). Never every page's: poppler walks the page
+    tree up to the last page asked for, which takes seconds on a PDF of a few hundred thousand pages."""
+    last = max(last, settings.max_pages)
+    text = _run_poppler(["pdfinfo", "-f", "1", "-l", str(last), "-"], data, settings.pdf_timeout_s)
+    return parse_pdfinfo(text.decode("utf-8", "replace"), last)
+
+
+def with_sizes(data: bytes, info: PdfInfo, indices: Sequence[int], settings: Settings) -> PdfInfo:
+    """`info`, or when a page of `indices` (0-based) is past the sizes it has, the info that has them."""
+    last = max(indices, default=-1) + 1
+    return info if last <= len(info.sizes_pt) else pdf_info(data, settings, last)
 
 
 def pixel_size(size_pt: tuple[float, float], dpi: float) -> tuple[int, int]:
@@ -205,7 +228,7 @@ def text_layer(data: bytes, indices: Sequence[int], settings: Settings) -> dict[
 def check_page_sizes(info: PdfInfo, indices: Sequence[int], settings: Settings) -> None:
     """TooManyPixelsError when one of the pages `indices` is over the pixel limit at `settings.pdf_dpi`."""
     for index in indices:
-        width, height = pixel_size(info.sizes_pt[index], settings.pdf_dpi)
+        width, height = pixel_size(info.size_pt(index), settings.pdf_dpi)
         check_page_pixels(width, height, settings, f"page {index + 1} at {settings.pdf_dpi} dpi")
 
 
@@ -220,7 +243,7 @@ def load_pdf_pages(data: bytes, info: PdfInfo, indices: Sequence[int], settings:
         page = Page(index, image, image.width, image.height, None, "image", float(settings.pdf_dpi))
         if len(words) >= settings.pdf_text_min_words:
             check_page_words(len(words), settings, f"page {index + 1}'s text layer")
-            width_pt, height_pt = info.sizes_pt[index]
+            width_pt, height_pt = info.size_pt(index)
             sx, sy = image.width / width_pt, image.height / height_pt
             scaled = scale_words(words, sx, sy, image.width, image.height)
             page = Page(index, image, image.width, image.height, scaled, "pdf-text", float(settings.pdf_dpi))

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
 
     # Ingestion (service/pages.py): limits on what one upload may hold.
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest accepted upload, in bytes.")
+    max_job_bytes: int = Field(
+        500 * 1024 * 1024,
+        ge=1,
+        description="Most bytes all files of one job (`POST /v1/jobs`) may have together; each file is also "
+        "held to `DOCEXTRACT_MAX_UPLOAD_BYTES`.",
+    )
     max_pages: int = Field(100, ge=1, description="Most pages one document may have (after page selection).")
     max_page_pixels: int = Field(
         40_000_000, ge=1, description="Most pixels (width x height) one page image may have."

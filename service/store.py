@@ -8,7 +8,9 @@ Job documents and training runs are work items: see `service.leases` for how wor
 import hashlib
 import json
 import os
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +87,22 @@ class Store(WorkItems):
         with self._connect() as db:
             db.execute(f"pragma journal_mode={self.journal_mode}")
             db.executescript(SCHEMA)
+
+    def writable(self) -> bool:
+        """True when the data directory takes a new file and the database its write lock (a read-only or
+        full disk fails both); a lock that another writer holds counts as writable."""
+        probe = self.data_dir / "tmp" / f".probe-{os.getpid()}-{time.monotonic_ns()}"
+        try:
+            probe.write_bytes(b"ok")
+            probe.unlink()
+            with closing(sqlite3.connect(self.db_path, timeout=0.5, isolation_level=None)) as db:
+                db.execute("begin immediate")
+                db.execute("rollback")
+        except sqlite3.OperationalError as exc:
+            return exc.sqlite_errorcode == sqlite3.SQLITE_BUSY
+        except (OSError, sqlite3.Error):
+            return False
+        return True
 
     # Files: content-addressed.
 

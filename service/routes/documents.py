@@ -96,7 +96,7 @@ def rendering_settings(settings: Settings, data: bytes, page: PageResult) -> Set
     (a job or request may have chosen its own `dpi`)."""
     if detect_format(data) != "pdf":
         return settings
-    size_pt = pdf_info(data, settings).sizes_pt[page.page - 1]
+    size_pt = pdf_info(data, settings, page.page).size_pt(page.page - 1)
     dpi = round(max(page.width, page.height) * POINTS_PER_INCH / max(size_pt))
     return settings.model_copy(update={"pdf_dpi": min(max(dpi, 36), 1200)})
 

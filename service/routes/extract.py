@@ -9,7 +9,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from service.batcher import Batchers
-from service.errors import BadRequestError, DocextractError, UploadTooLargeError
+from service.document import check_upload_bytes
+from service.errors import BadRequestError, DocextractError
 from service.ocr import check_languages
 from service.pages import JsonDocument, parse_page_selection
 from service.registry import MODEL_ID_PATTERN
@@ -82,17 +83,14 @@ async def read_stream(request: Request, limit: int) -> bytes:
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise UploadTooLargeError(f"the upload has more than {limit} bytes, the limit")
+        check_upload_bytes(size, limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
 async def request_document(request: Request, limit: int) -> bytes:
-    """The document of a request: the multipart field `file`, or else the whole body."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit + 65536:
-        raise UploadTooLargeError(f"the request has {declared} bytes, the upload limit is {limit}")
+    """The document of a request: the multipart field `file`, or else the whole body (the request's size
+    is checked by `service.gate`, the document's here)."""
     if request.headers.get("content-type", "").startswith(MULTIPART):
         async with request.form(max_files=1) as form:
             upload = form.get("file")

@@ -1,7 +1,5 @@
 """Liveness and readiness probes, and the Prometheus metrics."""
 
-import os
-
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import PlainTextResponse
 
@@ -25,10 +23,10 @@ async def healthz() -> Health:
     responses={503: {"model": Readiness, "description": "A required part is not ready."}},
 )
 def readyz(request: Request, response: Response) -> Readiness:
-    """Ready when the data directory is writable, the queue answers and the active model is loaded."""
-    data_dir = request.app.state.settings.data_dir
-    checks = {"data_dir": data_dir.is_dir() and os.access(data_dir, os.W_OK)}
+    """Ready when the data directory is writable (a file and the database are written for a moment), the
+    queue answers and the active model is loaded."""
     services: Services | None = getattr(request.app.state, "services", None)
+    checks = {"data_dir": services is not None and services.store.writable()}
     checks["queue"] = services is not None and services.queue.ping()
     checks["model"] = services is not None and services.registry.is_loaded()
     ready = all(checks.values())

@@ -5,6 +5,7 @@ import uuid
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile
 
 from service.callbacks import check_callback_url
+from service.document import check_upload_bytes
 from service.errors import BadRequestError, DocumentNotFoundError, JobFinishedError, JobNotFoundError
 from service.pages import DocumentFormat
 from service.pipeline import effective_settings
@@ -33,9 +34,11 @@ def checked_uploads(
     """(document id, format) of every upload, each checked readable with the job's options: one bad file
     refuses the job as a whole (only one file is held in memory at a time)."""
     settings = effective_settings(services.settings, options)
-    checked = []
+    checked, total = [], 0
     for upload in files:
         data, fmt = checked_upload(upload, settings, options.pages)
+        total += len(data)
+        check_upload_bytes(total, settings.max_job_bytes, "the job (its files together)")
         checked.append((sha256_hex(data), fmt))
     return checked
 

@@ -5,7 +5,8 @@ from typing import Any, BinaryIO
 
 from fastapi import UploadFile
 
-from service.errors import DocumentError, UploadTooLargeError
+from service.document import check_upload_bytes
+from service.errors import DocumentError
 from service.pages import DocumentFormat, check_document
 from service.schemas import Problem
 from service.settings import Settings
@@ -32,8 +33,7 @@ def read_upload(stream: BinaryIO, limit: int, name: str | None = None) -> bytes:
     chunks, size = [], 0
     while chunk := stream.read(CHUNK):
         size += len(chunk)
-        if size > limit:
-            raise UploadTooLargeError(f"{upload_name(name)} has more than {limit} bytes, the limit")
+        check_upload_bytes(size, limit, upload_name(name))
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -26,7 +26,7 @@ class FakePage:
     rotate: int = 0
 
 
-def _content(runs: Sequence[TextRun]) -> bytes:
+def content_stream(runs: Sequence[TextRun]) -> bytes:
     parts = [f"BT /F1 {r.size:g} Tf {r.x:g} {r.y:g} Td ({r.text}) Tj ET" for r in runs]
     return "\n".join(parts).encode("latin-1")
 
@@ -44,7 +44,7 @@ def _objects(pages: Sequence[FakePage]) -> list[bytes]:
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {width:g} {height:g}] /Rotate {page.rotate} "
             f"/Contents {4 + 2 * i} 0 R /Resources << /Font << /F1 {font_id} 0 R >> >> >>".encode()
         )
-        content = _content(page.runs)
+        content = content_stream(page.runs)
         objects.append(b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream")
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>")
     return objects

@@ -1,4 +1,5 @@
-"""Helpers of the API tests: small documents, polling, and `docextract` child processes."""
+"""Helpers of the API tests: small documents, polling, `docextract` child processes, an app served by uvicorn
+in this process, and read-only folders."""
 
 import json
 import os
@@ -6,12 +7,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import uvicorn
+from starlette.types import ASGIApp
 
 from service.settings import Settings
 
@@ -114,3 +120,35 @@ class DocextractProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def serving(app: ASGIApp) -> Iterator[str]:
+    """`app` served by a real uvicorn server on a free loopback port, in a thread of this process (its
+    lifespan included); yields the base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_config=None))
+    thread = threading.Thread(target=server.run, name="test-server", daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: server.started, 60, 0.05)
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(60)
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[None]:
+    """`folder` and everything in it read-only while the block runs: immutable (`chattr +i`) for root, whom
+    file modes do not stop, else without write permission. Skips the test where neither can be done."""
+    if os.geteuid() == 0:
+        make, undo = ["chattr", "-R", "+i", str(folder)], ["chattr", "-R", "-i", str(folder)]
+    else:
+        make, undo = ["chmod", "-R", "a-w", str(folder)], ["chmod", "-R", "u+w", str(folder)]
+    if subprocess.run(make, capture_output=True, check=False).returncode != 0:
+        subprocess.run(undo, capture_output=True, check=False)
+        pytest.skip(f"cannot make {folder} read-only here ({make[0]} failed)")
+    try:
+        yield
+    finally:
+        subprocess.run(undo, check=True)

@@ -4,7 +4,9 @@ Every case must be answered with its 4xx problem document (a stable `type`), nev
 must still be ready afterwards. The cases: empty, truncated and corrupt files of each format, wrong magic
 bytes, an encrypted PDF, a 5,000-page PDF, a 30000x30000 PNG (header only), zip slip and zip bombs for
 training, malformed JSON pages and annotations, boxes outside the page, unicode and very long file names,
-huge form fields and too many parts.
+huge form fields and too many parts, a callback URL with an impossible port; and the broken variants of
+every container format that `tests.service.broken` generates (page-tree loops, IFD chains and cycles,
+oversized ancillary chunks, corrupt compressed zip members, ...), each sent every way a document comes in.
 """
 
 import base64
@@ -12,6 +14,7 @@ import hashlib
 import io
 import json
 import struct
+import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -25,6 +28,7 @@ from PIL import Image
 
 from service.main import create_app
 from service.settings import Settings
+from tests.service import broken
 from tests.service.fake_pdf import FakePage, make_pdf, text_page
 from tests.service.routes.test_extract import problem
 from tests.service.support import job_files, wait_for, words_document
@@ -310,6 +314,19 @@ CASES: dict[str, Case] = {
         dataset(funsd_zip(annotation([1, 1, 5, 5], label="O"))), 422, "invalid-dataset"
     ),
     "annotations without entities": Case(dataset(funsd_zip(b'{"form": []}')), 422, "invalid-dataset"),
+    "job with a callback on port 99999": Case(
+        lambda c: c.post(
+            "/v1/jobs", files=job_files(1), data={"callback_url": "http://93.184.216.34:99999/"}
+        ),
+        400,
+        "bad-request",
+    ),
+    **{
+        f"{name} ({way})": Case(send(data), status, kind)
+        for name, (data, status, kind) in broken.DOCUMENTS.items()
+        for way, send in (("extract", raw), ("stored", upload), ("job", lambda data: job(data, "doc.bin")))
+    },
+    **{name: Case(dataset(data), status, kind) for name, (data, status, kind) in broken.DATASETS.items()},
 }
 
 
@@ -326,8 +343,11 @@ def test_a_bad_input_gets_its_problem_document_and_the_service_stays_ready(clien
 def test_refused_uploads_leave_nothing_stored(client: TestClient):
     store = client.app.state.services.store
     refused = [data for data, _, _ in REFUSED_UPLOADS.values()] + [part[1] for _, part in BROKEN_AMONG_GOOD]
-    for name in [f"stored {name}" for name in REFUSED_UPLOADS] + [
-        "job with a truncated png among good files"
+    refused += [data for data, _, _ in broken.DOCUMENTS.values()]
+    for name in [
+        *(f"stored {name}" for name in REFUSED_UPLOADS),
+        "job with a truncated png among good files",
+        *(f"{name} ({way})" for name in broken.DOCUMENTS for way in ("stored", "job")),
     ]:
         assert CASES[name].send(client).status_code in (413, 422), name
     for data in refused:
@@ -336,6 +356,18 @@ def test_refused_uploads_leave_nothing_stored(client: TestClient):
 
 def test_the_corpus_is_big_enough():
     assert len(CASES) >= 25
+
+
+def test_a_tiff_of_100000_frames_is_refused_without_counting_them(client: TestClient):
+    """A 10 MB chain of IFDs: frames are counted only to the page limit (counting all of them took 47 s of a
+    core), whichever way the TIFF comes in."""
+    chain = broken.tiff(100_000)
+    assert len(chain) > 10_000_000
+    for send in (raw(chain), upload(chain), job(chain, "chain.tif")):
+        started = time.monotonic()
+        response = send(client)
+        assert time.monotonic() - started < 5.0
+        assert "more than 100 pages" in problem(response, 413, "too-many-pages")["detail"]
 
 
 def test_good_inputs_with_odd_names_still_work(client: TestClient):

@@ -50,6 +50,15 @@ def test_urls_are_checked_unless_private_callbacks_are_allowed():
             check_callback_url(url, allow_private=True)
 
 
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "65536", "123456789012345678901234567890"])
+def test_urls_with_an_impossible_port_are_refused_when_posted(port: str):
+    """Refused at submission (400), private callbacks allowed or not, instead of failing at send time."""
+    for allow_private in (False, True):
+        with pytest.raises(BadRequestError, match="port"):
+            check_callback_url(f"http://93.184.216.34:{port}/hook", allow_private=allow_private)
+    assert check_callback_url("http://93.184.216.34:65535/hook", allow_private=False)
+
+
 def test_the_address_is_checked_again_when_the_callback_is_sent(tmp_path):
     """A job stored with a loopback callback (allowed then, or a name that resolved elsewhere then) is not
     called back by a worker whose settings refuse it: the callback ends `failed`, nothing is sent."""

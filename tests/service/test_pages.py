@@ -26,6 +26,7 @@ from service.errors import (
     UploadTooLargeError,
 )
 from service.pages import (
+    MAX_TIFF_FRAMES,
     check_document,
     detect_format,
     document_pages,
@@ -34,6 +35,7 @@ from service.pages import (
     resolve_page_selection,
 )
 from service.settings import Settings
+from tests.service.broken import tiff as tiff_chain
 from tests.service.fake_pdf import FakePage, make_pdf, text_page
 
 SETTINGS = Settings()
@@ -436,3 +438,20 @@ def test_document_pages_names_the_pages_load_document_returns_with_its_errors(
             document_pages(data, Settings(max_pages=1))
     json_pages = json.dumps({"pages": [{"width": 9, "height": 9, "words": []}] * 3}).encode()
     assert document_pages(json_pages, SETTINGS, "2-3") == ("json", [1, 2])
+
+
+def test_tiff_frames_are_counted_only_as_far_as_the_selection_needs():
+    """Past the page limit a TIFF is refused unless pages are selected; selected pages after it are read,
+    up to MAX_TIFF_FRAMES; every entry point gives the same answer."""
+    chain, limited = tiff_chain(300), Settings(max_pages=100)
+    for read in (load_document, check_document, document_pages):
+        with pytest.raises(TooManyPagesError, match="more than 100 pages"):
+            read(chain, limited)
+        if read is not check_document:  # which reports pages beyond the end when they are processed
+            with pytest.raises(PageSelectionError, match="has 300 page"):
+                read(chain, limited, "2,301")
+        with pytest.raises(TooManyPagesError, match="pages after 2000 cannot be read"):
+            read(tiff_chain(MAX_TIFF_FRAMES + 10), limited, str(MAX_TIFF_FRAMES + 5))
+    assert [page.index for page in load_document(chain, limited, "2,250")] == [1, 249]
+    assert document_pages(chain, limited, "1-3,300") == ("tiff", [0, 1, 2, 299])
+    assert check_document(tiff_chain(MAX_TIFF_FRAMES + 10), limited, "1") == "tiff"

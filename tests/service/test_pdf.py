@@ -43,6 +43,14 @@ def test_pdfinfo_gives_page_count_and_displayed_sizes():
     assert info.sizes_pt == ((612.0, 792.0), (841.89, 595.276))  # page 2 is shown turned
 
 
+def test_pdfinfo_up_to_a_page_gives_the_sizes_up_to_it_and_pages_without_an_area_are_corrupt():
+    info = parse_pdfinfo(PDFINFO.replace("595.276 x 841.89", "0 x 0"), last=1)
+    assert (info.page_count, info.sizes_pt, info.size_pt(0)) == (2, ((612.0, 792.0),), (612.0, 792.0))
+    info = parse_pdfinfo(PDFINFO.replace("595.276 x 841.89", "0 x 0"))
+    with pytest.raises(CorruptFileError, match="page 2 of the PDF has no size"):
+        info.size_pt(1)
+
+
 @pytest.mark.parametrize("text", ["", "Pages: 2\nPage    1 size:  612 x 792 pts\n", "Pages: 0\n"])
 def test_pdfinfo_without_pages_or_sizes_is_corrupt(text: str):
     with pytest.raises(CorruptFileError):

@@ -2,11 +2,13 @@
 
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from service.store import Store, sha256_hex
+from tests.service.support import read_only
 
 
 @pytest.fixture
@@ -148,3 +150,14 @@ def test_training_runs_record_progress_and_metrics(store: Store):
     run = store.get_run("run_1")
     assert run["progress"]["step"] == 3 and run["metrics"] == [{"epoch": 1, "loss": 0.5}]
     assert (run["status"], run["model_id"]) == ("succeeded", "mdl_x") and run["finished"]
+
+
+def test_writable_tries_a_file_and_the_write_lock(store: Store):
+    assert store.writable()
+    with closing(sqlite3.connect(store.db_path, isolation_level=None)) as holder:
+        holder.execute("begin immediate")  # another writer holds the lock: still writable
+        assert store.writable()
+        holder.execute("rollback")
+    with read_only(store.data_dir):
+        assert not store.writable()
+    assert store.writable() and list((store.data_dir / "tmp").iterdir()) == []

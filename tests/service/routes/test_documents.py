@@ -8,6 +8,7 @@ import json
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from tests.service import broken
 from tests.service.fake_pdf import FakePage, TextRun, make_pdf, text_page
 from tests.service.routes.test_extract import problem
 from tests.service.support import wait_for_job, words_document
@@ -158,3 +159,20 @@ def test_the_overlay_of_a_pdf_page_is_drawn_at_the_resolution_its_job_chose(api:
     response = api.get(f"/v1/documents/{document_id}/pages/1/overlay.png")
     assert response.status_code == 200, response.text
     assert Image.open(io.BytesIO(response.content)).size == (3000, 3000)
+
+
+def test_the_overlay_of_a_pdf_page_without_a_size_is_refused(api: TestClient):
+    """A PDF whose page tree loops, stored (with a result) before uploads were checked for it: poppler gives
+    its looped page 0 x 0 points, which the overlay divided by (a 500); now a typed problem."""
+    looped = broken.page_tree_loops()["a loop beside a page with text"]
+    processed = upload(api, words_document(7))
+    process(api, processed["id"])
+    result = api.get(f"/v1/documents/{processed['id']}/result").json()
+    store = api.app.state.services.store
+    document_id = store.add_document(looped, "looped.pdf", "pdf")["id"]
+    result["document_id"] = document_id
+    result["pages"][0].update(page=2, width=1, height=1)
+    key = store.write_result(document_id, "default", {}, json.dumps(result).encode())
+    store.point_result(document_id, key, "default")
+    response = api.get(f"/v1/documents/{document_id}/pages/2/overlay.png")
+    assert "page 2 of the PDF has no size" in problem(response, 422, "corrupt-file")["detail"]
