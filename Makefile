@@ -25,4 +25,4 @@ openapi: install
 	$(BIN)/docextract openapi --out openapi.yaml
 
 docs: install
-	$(BIN)/python -m service.docs README.md
+	$(BIN)/python -m service.cli.docs README.md

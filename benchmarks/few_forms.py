@@ -34,8 +34,8 @@ from synthetic_pretrain import finetune_recipe, test_scores, train
 
 from model.config import minilm_config
 from model.funsd import Document, read_dataset
-from model.minilm import minilm_tokenizer_path
-from model.recombined_pretraining import pretrain_on_pages, recombined_pages
+from model.pretrain.recombined import pretrain_on_pages, recombined_pages
+from model.train.minilm import minilm_tokenizer_path
 
 RESULTS = ROOT / "benchmarks" / "results" / "few_forms.json"
 TABLE_START, TABLE_END = "<!-- few_forms:start -->", "<!-- few_forms:end -->"

@@ -20,10 +20,10 @@ from funsd_ser import ROOT, git_sha, update_table
 
 from model.artifact import ArtifactMeta, InputOptions
 from model.config import minilm_config
-from model.evaluate import EvaluationReport, evaluate_model_dir
 from model.funsd import read_dataset
-from model.minilm import minilm_tokenizer_path
-from model.train import TrainOptions, prepare_trainer
+from model.train.evaluate import EvaluationReport, evaluate_model_dir
+from model.train.minilm import minilm_tokenizer_path
+from model.train.trainer import TrainOptions, prepare_trainer
 
 RESULTS = ROOT / "benchmarks" / "results" / "funsd_re.json"
 MARKERS = ("<!-- funsd_re:start -->", "<!-- funsd_re:end -->")

@@ -28,14 +28,14 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from model.artifact import InputOptions
-from model.augment import Augmentation
 from model.config import minilm_config
-from model.evaluate import evaluate_model_dir
 from model.funsd import read_dataset
-from model.minilm import minilm_tokenizer_path
-from model.network import device_for
-from model.soup import average_models
-from model.train import TrainOptions, prepare_trainer
+from model.nn.network import device_for
+from model.train.augment import Augmentation
+from model.train.evaluate import evaluate_model_dir
+from model.train.minilm import minilm_tokenizer_path
+from model.train.soup import average_models
+from model.train.trainer import TrainOptions, prepare_trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "funsd_ser.json"
@@ -178,7 +178,7 @@ RECIPE_KEYS = ("spec", "lr", "lr_new", "batch_size", "bf16", "attention_dropout"
 
 
 def soup_one(names: list[str], tag: str, data: Path, work: Path, results: Path) -> dict[str, object]:
-    """Average the recorded runs' kept models (`model.soup`) and score the average on the test set. The runs
+    """Average the recorded runs' kept models (`model.train.soup`) and score the average on the test set. The runs
     are meant to have trained side by side, one thread each: the soup's wall time is the longest of theirs."""
     recorded = json.loads(results.read_text()) if results.is_file() else {}
     missing = [name for name in names if name not in recorded]

@@ -30,14 +30,14 @@ import numpy as np
 import torch
 
 from model.artifact import ArtifactMeta
-from model.checkpoint import load_model, save_model
 from model.config import FUNSD_ENTITY_LABELS, LabelSet, ModelConfig, minilm_config
-from model.export import example_inputs, export_onnx, tool_versions
 from model.features import INPUT_NAMES, load_tokenizer, vocab_sha256
-from model.minilm import minilm_tokenizer_path
-from model.network import EntityTagger
+from model.nn.network import EntityTagger
 from model.onnx_meta import ENTITY_LOGITS, VARIANT_FILES
 from model.runtime import open_session
+from model.train.checkpoint import load_model, save_model
+from model.train.export import example_inputs, export_onnx, tool_versions
+from model.train.minilm import minilm_tokenizer_path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "latency.json"

@@ -3,7 +3,7 @@ rasterisation for the image stream; model; decoding), with the bundled model.
 
     .venv/bin/python benchmarks/pdf_text_layer.py --pages 20
 
-The PDF is generated here (Helvetica form lines, `tests/service/fake_pdf.py`), so nothing is downloaded.
+The PDF is generated here (Helvetica form lines, `tests/fixtures/fake_pdf.py`), so nothing is downloaded.
 """
 
 import argparse
@@ -19,7 +19,7 @@ from service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the PDF writer lives with the tests
-from tests.service.fake_pdf import make_pdf, text_page  # noqa: E402
+from tests.fixtures.fake_pdf import make_pdf, text_page  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "pdf_text_layer.json"
 FIELDS = ("Name:", "Date:", "Company:", "Phone:", "Invoice No.:", "Total:", "Address:", "Reference:")

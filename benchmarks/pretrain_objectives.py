@@ -20,8 +20,8 @@ from synthetic_pretrain import fine_tune, finetune_recipe, save
 
 from model.config import minilm_config
 from model.funsd import Document, read_dataset
-from model.pretrain import PretrainOptions, run_pretraining
-from model.pretrain_data import PretrainPage, write_pages
+from model.pretrain.data import PretrainPage, write_pages
+from model.pretrain.loop import PretrainOptions, run_pretraining
 
 RUN = "mvlm-tia-tim"
 

@@ -29,11 +29,11 @@ from funsd_ser import ROOT, git_sha, update_table
 
 from model.artifact import InputOptions
 from model.config import ModelConfig, minilm_config
-from model.evaluate import evaluate_model_dir
 from model.funsd import Document, read_dataset
-from model.minilm import minilm_tokenizer_path
-from model.recombined_pretraining import recombined_pages as copies_of_held_in
-from model.train import TrainOptions, prepare_trainer
+from model.pretrain.recombined import recombined_pages as copies_of_held_in
+from model.train.evaluate import evaluate_model_dir
+from model.train.minilm import minilm_tokenizer_path
+from model.train.trainer import TrainOptions, prepare_trainer
 
 RESULTS = ROOT / "benchmarks" / "results" / "synthetic_pretrain.json"
 TABLE_START, TABLE_END = "<!-- synthetic_pretrain:start -->", "<!-- synthetic_pretrain:end -->"

@@ -2,7 +2,7 @@
 the choices that trade arithmetic for speed: fp32 or bfloat16 autocast (`TrainOptions.bf16`), attention
 dropout on (0.1, MiniLM's) or off.
 
-The update is the trainer's own (`model.train.apply_step`: finiteness check, backward, gradient
+The update is the trainer's own (`model.train.trainer.apply_step`: finiteness check, backward, gradient
 clipping, AdamW, schedule). One batch of 4 windows of 512 text tokens + 49 visual tokens, random inputs
 (the step's cost depends on shapes, not values), median of `--repeats` steps after one warm-up step,
 `--threads` torch threads.
@@ -22,8 +22,8 @@ from pathlib import Path
 import torch
 
 from model.config import minilm_config
-from model.network import EntityTagger
-from model.train import TrainOptions, apply_step
+from model.nn.network import EntityTagger
+from model.train.trainer import TrainOptions, apply_step
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "train_step_speed.json"

@@ -1,4 +1,4 @@
-"""The ONNX serving artifact written by `model.export` and read by `model.runtime`. No torch.
+"""The ONNX serving artifact written by `model.train.export` and read by `model.runtime`. No torch.
 
 A serving folder holds `model.onnx` (fp32) and/or `model.int8.onnx` (dynamically quantised), `onnx.json`
 (this module), and copies of the model's `config.json` and `tokenizer.json`, so it is self-contained.

@@ -11,7 +11,7 @@ depend on what else shares a session call (on FUNSD test, 4% of word tags change
 alone). So int8 runs one window per session call by default (on 2 CPU cores, batching bought no speed);
 fp32 results are the same batched or alone and fp32 batches up to 8 windows.
 
-Work is split in two so that callers (e.g. `service.batcher`) can reject one bad request without failing
+Work is split in two so that callers (e.g. `service.api.batcher`) can reject one bad request without failing
 others: `prepare` validates and encodes pages (raises ValueError on bad input); `run_prepared` runs the model.
 """
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from model.artifact import TOKENIZER_FILE
 from model.bundled import BUNDLED_DIR
-from model.checkpoint import load_model, save_model
+from model.train.checkpoint import load_model, save_model
 
 
 def main(source: Path) -> None:

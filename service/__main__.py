@@ -1,5 +1,5 @@
 """`python -m service` runs the same CLI as `docextract`."""
 
-from service.cli import app
+from service.cli.app import app
 
 app()

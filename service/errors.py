@@ -276,7 +276,7 @@ def problem_response(
 
 
 def _request_id(request: Request) -> dict[str, object]:
-    """The request id (`service.request_context`) as a problem member, when the request has one."""
+    """The request id (`service.api.request_context`) as a problem member, when the request has one."""
     found = getattr(request.state, "request_id", None)
     return {"request_id": found} if found else {}
 

@@ -1,7 +1,7 @@
 """Logging of the service and the workers: plain text or one JSON object per line (`log_format`).
 
 Every record carries the id of the HTTP request it belongs to (`request_id`, set by
-`service.request_context.RequestContextMiddleware` in a context variable, which follows the request into
+`service.api.request_context.RequestContextMiddleware` in a context variable, which follows the request into
 its worker threads), or null outside requests. The middleware writes one access record per request on the
 logger `docextract.access` with `method`, `path`, `status` and `duration_ms` as extra fields; the JSON
 format puts every such extra field into the object.

@@ -11,18 +11,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
 from service import __version__
-from service.auth import require_api_key
-from service.batcher import Batchers
+from service.api.auth import require_api_key
+from service.api.batcher import Batchers
+from service.api.gate import RequestGate
+from service.api.request_context import RequestContextMiddleware
+from service.api.routes import documents, health, jobs, models, training
+from service.api.routes import extract as extract_route
 from service.errors import install_error_handlers
-from service.gate import RequestGate
+from service.jobs.worker import ExtractFn, build_services
 from service.metrics import Metrics, MetricsMiddleware
 from service.pipeline import extract_document
-from service.request_context import RequestContextMiddleware
-from service.routes import documents, health, jobs, models, training
-from service.routes import extract as extract_route
 from service.schemas import Problem
 from service.settings import Settings, get_settings
-from service.work import ExtractFn, build_services
 
 ROUTER_PROBLEMS: dict[int | str, dict[str, object]] = {
     401: {"model": Problem, "description": "API keys are set and the request has none, or a wrong one."},

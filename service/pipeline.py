@@ -1,7 +1,7 @@
 """The extraction pipeline: upload bytes -> pages -> words -> entities -> relations -> `ExtractionResult`.
 
 `extract_document(data, options, settings, runtime)` runs every stage synchronously (the API calls it in a
-worker thread): `service.pages.load_document` (format from the content), `service.ocr.ocr_pages` for the
+worker thread): `service.ingest.load.load_document` (format from the content), `service.ingest.ocr.ocr_pages` for the
 pages without words, the model runtime, then the result, a few pages at a time. A page whose OCR failed is
 reported with `status: failed` and its error; the other pages still succeed. Boxes are integer
 `[x0, y0, x1, y1]` pixels of the page image as returned (turned upright when OCR rotated it). Word ids are
@@ -33,10 +33,10 @@ from model.boxes import union_box
 from model.bundled import bundled_model_dir
 from model.onnx_meta import ONNX_META_FILE, graph_source_digest
 from model.runtime import PageWords
-from service.document import Page
 from service.errors import DocumentTimeoutError
-from service.ocr import ocr_pages
-from service.pages import document_pages, load_document
+from service.ingest.load import document_pages, load_document
+from service.ingest.ocr import ocr_pages
+from service.ingest.page import Page
 from service.schemas import (
     ExtractedEntity,
     ExtractedRelation,
@@ -329,7 +329,7 @@ def export_serving_folder(model_dir: Path, target: Path, threads: int) -> None:
     partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     # a child process: this (serving) process never imports torch
-    command = [sys.executable, "-m", "model.export", str(model_dir), str(partial)]
+    command = [sys.executable, "-m", "model.train.export", str(model_dir), str(partial)]
     env = python_child_environment(threads)
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:

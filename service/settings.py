@@ -36,7 +36,7 @@ class Settings(BaseSettings):
         "method, path, status and duration on each request's access record).",
     )
 
-    # HTTP security (service/auth.py, service/main.py).
+    # HTTP security (service/api/auth.py, service/main.py).
     api_keys: StringList = Field(
         default_factory=list,
         repr=False,
@@ -54,7 +54,7 @@ class Settings(BaseSettings):
         "(refused by default: server-side request forgery).",
     )
 
-    # Ingestion (service/pages.py): limits on what one upload may hold.
+    # Ingestion (service/ingest/load.py): limits on what one upload may hold.
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest accepted upload, in bytes.")
     max_job_bytes: int = Field(
         500 * 1024 * 1024,
@@ -78,7 +78,7 @@ class Settings(BaseSettings):
     )
     pdf_timeout_s: float = Field(120.0, gt=0, description="Time limit of each poppler call on a PDF.")
 
-    # OCR (service/ocr.py).
+    # OCR (service/ingest/ocr.py).
     ocr_language: str = Field("eng", min_length=1, description="Tesseract language(s), e.g. `eng+deu`.")
     ocr_quality: OcrQuality = Field(
         "accurate",
@@ -115,7 +115,7 @@ class Settings(BaseSettings):
         True, description="Detect pages scanned at 90/180/270 degrees (tesseract OSD) and turn them upright."
     )
 
-    # Storage, queue and models (service/store.py, service/queue.py, service/registry.py).
+    # Storage, queue and models (service/store.py, service/jobs/queue.py, service/registry.py).
     redis_url: str | None = Field(
         None,
         description="Redis URL of the distributed queue (e.g. `redis://host:6379/0`); run "

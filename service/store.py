@@ -2,7 +2,7 @@
 
 Layout of `settings.data_dir`: `docextract.db` (documents, jobs, job documents, training runs),
 `files/ab/<sha256>` (uploads), `results/ab/<key>.json` (extraction results), `datasets/<run>/`, `tmp/`.
-Job documents and training runs are work items: see `service.leases` for how workers claim them.
+Job documents and training runs are work items: see `service.jobs.leases` for how workers claim them.
 """
 
 import hashlib
@@ -14,7 +14,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-from service.leases import TERMINAL, Row, WorkItems, WorkTable, now_iso
+from service.jobs.leases import TERMINAL, Row, WorkItems, WorkTable, now_iso
 
 __all__ = ["TERMINAL", "Row", "Store", "WorkTable", "now_iso", "sha256_hex", "write_atomic"]
 

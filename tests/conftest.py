@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from model.synthetic import SyntheticPage, render_form, write_funsd_dataset
+from tests.fixtures.forms import SyntheticPage, render_form, write_funsd_dataset
 
 
 @pytest.fixture(scope="session")

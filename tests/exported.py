@@ -4,10 +4,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model.config import tiny_config
-from model.export import export_onnx
 from model.funsd import read_dataset
-from model.minilm import minilm_tokenizer_path
-from model.train import Trainer, TrainOptions, prepare_trainer
+from model.train.export import export_onnx
+from model.train.minilm import minilm_tokenizer_path
+from model.train.trainer import Trainer, TrainOptions, prepare_trainer
 
 EXPORT_TRAINING = TrainOptions(
     epochs=10, batch_size=1, lr=5e-3, lr_new=5e-3, warmup_ratio=0.05, validation_fraction=0.0, init="random"

@@ -17,7 +17,7 @@ from model.features import (
     window_spans,
     word_pieces,
 )
-from model.minilm import minilm_tokenizer_path
+from model.train.minilm import minilm_tokenizer_path
 
 
 @pytest.fixture(scope="module")

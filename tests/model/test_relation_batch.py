@@ -6,7 +6,6 @@ from model.config import FUNSD_ENTITY_LABELS, LabelSet
 from model.dataset import document_example
 from model.features import encode_words, load_tokenizer
 from model.funsd import read_dataset
-from model.minilm import minilm_tokenizer_path
 from model.relation_batch import (
     PAD_TARGET,
     collate_relations,
@@ -15,6 +14,7 @@ from model.relation_batch import (
     window_relations,
 )
 from model.relations import RelationSchema
+from model.train.minilm import minilm_tokenizer_path
 
 LABELS = LabelSet(FUNSD_ENTITY_LABELS)
 QA = RelationSchema((("question", "answer"),))

@@ -9,10 +9,8 @@ from PIL import Image
 
 from model.artifact import InputOptions
 from model.boxes import group_lines, reading_order
-from model.checkpoint import load_model
 from model.dataset import document_example
 from model.decode import best_bio_tags, bio_spans, log_softmax, tags_to_strings
-from model.evaluate import encode_page, page_links, predict_word_logits, predict_words
 from model.features import SpecialTokens, load_tokenizer
 from model.funsd import Document, read_dataset
 from model.onnx_meta import OnnxMeta
@@ -26,6 +24,8 @@ from model.runtime import (
     validate_page,
     window_batches,
 )
+from model.train.checkpoint import load_model
+from model.train.evaluate import encode_page, page_links, predict_word_logits, predict_words
 from tests.exported import ExportedModel
 
 

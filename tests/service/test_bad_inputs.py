@@ -5,7 +5,7 @@ must still be ready afterwards. The cases: empty, truncated and corrupt files of
 bytes, an encrypted PDF, a 5,000-page PDF, a 30000x30000 PNG (header only), zip slip and zip bombs for
 training, malformed JSON pages and annotations, boxes outside the page, unicode and very long file names,
 huge form fields and too many parts, a callback URL with an impossible port; and the broken variants of
-every container format that `tests.service.broken` generates (page-tree loops, IFD chains and cycles,
+every container format that `tests.fixtures.broken` generates (page-tree loops, IFD chains and cycles,
 oversized ancillary chunks, corrupt compressed zip members, ...), each sent every way a document comes in.
 """
 
@@ -28,9 +28,9 @@ from PIL import Image
 
 from service.main import create_app
 from service.settings import Settings
-from tests.service import broken
-from tests.service.fake_pdf import FakePage, make_pdf, text_page
-from tests.service.routes.test_extract import problem
+from tests.fixtures import broken
+from tests.fixtures.fake_pdf import FakePage, make_pdf, text_page
+from tests.service.api.routes.test_extract import problem
 from tests.service.support import job_files, wait_for, words_document
 
 Send = Callable[[TestClient], httpx.Response]

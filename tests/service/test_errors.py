@@ -7,7 +7,7 @@ from service import errors
 from service.errors import PROBLEM_CONTENT_TYPE, NotReadyError
 from service.main import create_app
 from service.settings import Settings
-from tests.service import broken
+from tests.fixtures import broken
 from tests.service.support import read_only, serving, wait_for, wait_for_job, words_document
 
 

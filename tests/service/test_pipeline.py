@@ -15,14 +15,14 @@ from typer.testing import CliRunner
 from model.boxes import union_box
 from model.config import tiny_config
 from model.funsd import read_dataset
-from model.minilm import minilm_tokenizer_path
 from model.onnx_meta import ONNX_META_FILE
 from model.runtime import Runtime
-from model.synthetic import SyntheticPage, write_funsd_dataset, write_pdf, write_tiff
-from model.train import TrainOptions, prepare_trainer
-from service import ocr, pipeline, tesseract
-from service.cli import app
+from model.train.minilm import minilm_tokenizer_path
+from model.train.trainer import TrainOptions, prepare_trainer
+from service import pipeline
+from service.cli.app import app
 from service.errors import DocumentTimeoutError, PageSelectionError, UnsupportedFormatError
+from service.ingest import ocr, tesseract
 from service.overlay import ARROW_COLOUR, label_colour, render_overlay
 from service.pipeline import (
     effective_settings,
@@ -40,7 +40,8 @@ from service.schemas import (
     PageResult,
 )
 from service.settings import Settings, get_settings
-from tests.service.fake_pdf import make_pdf, text_page
+from tests.fixtures.fake_pdf import make_pdf, text_page
+from tests.fixtures.forms import SyntheticPage, write_funsd_dataset, write_pdf, write_tiff
 
 SETTINGS = Settings(ocr_quality="fast", ocr_detect_orientation=False, ocr_workers=1)
 TINY_OPTIONS = TrainOptions(

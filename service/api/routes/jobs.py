@@ -1,0 +1,164 @@
+"""Asynchronous batch jobs: several documents through the queue, polled or announced by a callback."""
+
+import uuid
+
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile
+
+from service.api.routes.extract import query_options
+from service.api.routes.paging import PageAfter, PageLimit, PageOffset, page_of, requested_cursor
+from service.api.routes.uploads import UNREADABLE, checked_upload, read_upload
+from service.errors import BadRequestError, DocumentNotFoundError, JobFinishedError, JobNotFoundError
+from service.ingest.load import DocumentFormat
+from service.ingest.page import check_upload_bytes
+from service.jobs.callbacks import check_callback_url
+from service.jobs.worker import Services, get_services
+from service.pipeline import effective_settings
+from service.schemas import ExtractOptions, Job, JobList, Problem, Status
+from service.store import sha256_hex
+from service.views import job_summary_view, job_view
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+JobId = Path(pattern=r"^job_[0-9a-f]{32}$")
+NOT_FOUND = {404: {"model": Problem, "description": "No such job."}}
+
+
+def check_callback(url: str | None, services: Services) -> str | None:
+    if not url:
+        return None
+    return check_callback_url(url, services.settings.allow_private_callbacks)
+
+
+def checked_uploads(
+    services: Services, files: list[UploadFile], options: ExtractOptions
+) -> list[tuple[str, DocumentFormat]]:
+    """(document id, format) of every upload, each checked readable with the job's options: one bad file
+    refuses the job as a whole (only one file is held in memory at a time)."""
+    settings = effective_settings(services.settings, options)
+    checked, total = [], 0
+    for upload in files:
+        data, fmt = checked_upload(upload, settings, options.pages)
+        total += len(data)
+        check_upload_bytes(total, settings.max_job_bytes, "the job (its files together)")
+        checked.append((sha256_hex(data), fmt))
+    return checked
+
+
+def refuse_repeats(named: list[tuple[str, str | None]]) -> None:
+    """BadRequestError when one document comes twice (an id named twice, or files with the same bytes):
+    a job processes each document once, and silently keeping one of the two would lose the other's name."""
+    first_name: dict[str, str | None] = {}
+    for document_id, name in named:
+        if document_id in first_name:
+            names = " and ".join(repr(n) for n in (first_name[document_id], name) if n) or "twice"
+            raise BadRequestError(
+                f"document {document_id} comes twice in the job ({names}): a job processes each document "
+                "once, so send it once"
+            )
+        first_name[document_id] = name
+
+
+def job_documents(
+    services: Services, files: list[UploadFile], document_ids: list[str], options: ExtractOptions
+) -> list[tuple[str, str | None]]:
+    """(document id, filename) of every named stored document and every upload; the uploads are stored
+    once every file is known readable and no document comes twice (otherwise nothing is stored)."""
+    ids = [part.strip() for value in document_ids for part in value.split(",") if part.strip()]
+    if not files and not ids:
+        raise BadRequestError(
+            "a job needs at least one file (`files`) or stored document id (`document_ids`)"
+        )
+    documents = []
+    for document_id in ids:
+        row = services.store.get_document(document_id)
+        if row is None:
+            raise DocumentNotFoundError(f"no document {document_id}; upload it with POST /v1/documents")
+        documents.append((document_id, row["filename"]))
+    checked = checked_uploads(services, files, options)
+    refuse_repeats(
+        documents + [(sha, upload.filename) for (sha, _), upload in zip(checked, files, strict=True)]
+    )
+    for upload, (_, fmt) in zip(files, checked, strict=True):
+        upload.file.seek(0)  # read again: only one file is held in memory at a time
+        data = read_upload(upload.file, services.settings.max_upload_bytes, upload.filename)
+        documents.append((services.store.add_document(data, upload.filename, fmt)["id"], upload.filename))
+    return documents
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=Job,
+    summary="Start a batch job",
+    responses={
+        202: {"headers": {"Location": {"description": "The job's URL.", "schema": {"type": "string"}}}},
+        400: {"model": Problem},
+        404: {"model": Problem, "description": "A named document or model does not exist."},
+    }
+    | UNREADABLE,
+)
+def create_job(
+    response: Response,
+    files: list[UploadFile] = File(default=[], description="Documents to process."),
+    document_ids: list[str] = Form(
+        default=[], description="Ids of stored documents (repeat, or comma-separate)."
+    ),
+    callback_url: str | None = Form(None, description="POSTed the job (as GET returns it) once it ends."),
+    options: ExtractOptions = Depends(query_options),
+    services: Services = Depends(get_services),
+) -> Job:
+    """Queue every document; returns at once (202) with the job and its `Location`. Every file is read
+    first, as `POST /v1/documents` reads it: one that cannot be read refuses the whole job (the problem
+    names the file) and nothing is stored."""
+    callback = check_callback(callback_url, services)
+    model = services.registry.resolve(options.model)
+    documents = job_documents(services, files, document_ids, options)
+    job_id = f"job_{uuid.uuid4().hex}"
+    job_options = ExtractOptions(**{**options.model_dump(), "model": model})
+    services.store.create_job(job_id, documents, job_options.model_dump(), callback)
+    job = services.store.get_job(job_id)
+    assert job is not None
+    services.worker.enqueue_new("job_documents", [item["id"] for item in job["documents"]])
+    response.headers["Location"] = f"/v1/jobs/{job_id}"
+    return job_view(job)
+
+
+@router.get("", response_model=JobList, summary="List jobs")
+def list_jobs(
+    limit: int = PageLimit,
+    offset: int = PageOffset,
+    after: str | None = PageAfter,
+    status: Status | None = Query(None, description="Only the jobs with this status."),
+    services: Services = Depends(get_services),
+) -> JobList:
+    """Newest first; each job with its progress but not its documents (`GET /v1/jobs/{job_id}`)."""
+    cursor_after = requested_cursor(offset, after)
+    rows, total, cursor = page_of(services.store.list_jobs(limit + 1, offset, status, cursor_after), limit)
+    jobs = [job_summary_view(r) for r in rows]
+    return JobList(jobs=jobs, total=total, limit=limit, offset=offset, next_cursor=cursor)
+
+
+def existing_job(services: Services, job_id: str) -> Job:
+    job = services.store.get_job(job_id)
+    if job is None:
+        raise JobNotFoundError(f"no job {job_id}")
+    return job_view(job)
+
+
+@router.get("/{job_id}", response_model=Job, responses=NOT_FOUND, summary="A job's status and progress")
+def get_job(job_id: str = JobId, services: Services = Depends(get_services)) -> Job:
+    return existing_job(services, job_id)
+
+
+@router.delete(
+    "/{job_id}",
+    response_model=Job,
+    responses=NOT_FOUND | {409: {"model": Problem, "description": "The job has already ended."}},
+    summary="Cancel a job",
+)
+def cancel_job(job_id: str = JobId, services: Services = Depends(get_services)) -> Job:
+    """Documents not yet finished are cancelled (a running one finishes but its result is not kept)."""
+    existing_job(services, job_id)
+    if not services.store.cancel_job(job_id):
+        raise JobFinishedError(f"job {job_id} has already ended")
+    services.worker.notify(job_id)
+    return existing_job(services, job_id)

@@ -1,0 +1,1 @@
+"""The `docextract` command line: one module per command group."""

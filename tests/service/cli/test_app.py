@@ -1,0 +1,90 @@
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from service import __version__
+from service.cli.app import app
+from tests.service.support import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+runner = CliRunner()
+
+
+def test_help_lists_the_commands():
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("serve", "openapi", "validate-data"):
+        assert command in result.output
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"docextract {__version__}"
+
+
+def test_validate_data_prints_statistics(synthetic_dataset: Path, synthetic_pages):
+    result = runner.invoke(
+        app, ["validate-data", str(synthetic_dataset), "--labels", "header,question,answer,other"]
+    )
+    assert result.exit_code == 0, result.output
+    entities = sum(len(p.annotation["form"]) for p in synthetic_pages)
+    assert f"{len(synthetic_pages)} documents, {entities} entities" in result.output
+
+
+def test_validate_data_fails_with_file_and_entity(tmp_path: Path, synthetic_dataset: Path):
+    target = tmp_path / "data"
+    (target / "annotations").mkdir(parents=True)
+    (target / "images").symlink_to(synthetic_dataset / "images")
+    source = sorted((synthetic_dataset / "annotations").glob("*.json"))[0]
+    annotation = json.loads(source.read_text())
+    annotation["form"][1]["label"] = "signature"
+    (target / "annotations" / source.name).write_text(json.dumps(annotation))
+    result = runner.invoke(app, ["validate-data", str(target), "--labels", "header,question,answer,other"])
+    assert result.exit_code == 1
+    assert source.name in result.output and "entity 1" in result.output and "signature" in result.output
+
+
+def test_openapi_command_writes_the_published_document(tmp_path: Path):
+    out = tmp_path / "openapi.yaml"
+    result = runner.invoke(app, ["openapi", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == (ROOT / "openapi.yaml").read_text()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_serve_runs_a_real_server(tmp_path: Path, serving_model: Path):
+    port = _free_port()
+    command = [sys.executable, "-m", "service", "serve", "--port", str(port)]
+    env = {
+        "DOCEXTRACT_DATA_DIR": str(tmp_path / "data"),
+        "DOCEXTRACT_DEFAULT_MODEL_DIR": str(serving_model),
+        "PATH": "/usr/bin:/bin",
+    }
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stdout.read().decode()
+                assert time.monotonic() < deadline, "server did not start in 30 s"
+                time.sleep(0.2)
+        assert response.status_code == 200 and response.json()["status"] == "ok"
+        ready = wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).json()["ready"], 30)
+        assert ready is True
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
