@@ -178,8 +178,9 @@ RECIPE_KEYS = ("spec", "lr", "lr_new", "batch_size", "bf16", "attention_dropout"
 
 
 def soup_one(names: list[str], tag: str, data: Path, work: Path, results: Path) -> dict[str, object]:
-    """Average the recorded runs' kept models (`model.train.soup`) and score the average on the test set. The runs
-    are meant to have trained side by side, one thread each: the soup's wall time is the longest of theirs."""
+    """Average the recorded runs' kept models (`model.train.soup`) and score the average on the test set. The
+    runs are meant to have trained side by side, one thread each: the soup's wall time is the longest of
+    theirs."""
     recorded = json.loads(results.read_text()) if results.is_file() else {}
     missing = [name for name in names if name not in recorded]
     if missing:

@@ -1,24 +1,9 @@
 """docextract model: data formats, features, the LayoutLMv2-style encoder, training and runtime.
 
-This package never imports `service`. Modules listed in `TORCH_MODULES` need torch (the `train`
-extra); every other module must import without it, because the serving path has no torch.
+The modules at the top of the package (and `synth/`) need no torch: they are what serving imports (config,
+boxes, features, decode, relations, runtime, artifact, funsd, ...). torch lives in the folders named in
+`TORCH_PACKAGES`: the network (`nn/`), fine-tuning and export (`train/`), pre-training (`pretrain/`), which
+the serving path never imports. This package never imports `service`.
 """
 
-TORCH_MODULES: frozenset[str] = frozenset(
-    f"model.{name}"
-    for name in (
-        "layers",
-        "network",
-        "minilm",
-        "checkpoint",
-        "evaluate",
-        "train",
-        "relation_loss",
-        "weight_average",
-        "soup",
-        "export",
-        "pretrain",
-        "pretrain_network",
-        "recombined_pretraining",
-    )
-)
+TORCH_PACKAGES: tuple[str, ...] = ("model.nn", "model.train", "model.pretrain")

@@ -31,10 +31,10 @@ RELATION_LOGITS = "relation_logits"
 GRAPH_SOURCES: tuple[str, ...] = (
     "config.py",
     "features.py",
-    "layers.py",
-    "network.py",
-    "export.py",
-    "onnx_fusion.py",
+    "nn/layers.py",
+    "nn/network.py",
+    "train/export.py",
+    "train/onnx_fusion.py",
 )
 
 

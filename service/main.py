@@ -17,8 +17,9 @@ from service.api.gate import RequestGate
 from service.api.request_context import RequestContextMiddleware
 from service.api.routes import documents, health, jobs, models, training
 from service.api.routes import extract as extract_route
+from service.deps import ExtractionCapacity, build_services
 from service.errors import install_error_handlers
-from service.jobs.worker import ExtractFn, build_services
+from service.jobs.worker import ExtractFn
 from service.metrics import Metrics, MetricsMiddleware
 from service.pipeline import extract_document
 from service.schemas import Problem
@@ -40,11 +41,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     services = await run_in_threadpool(build_services, settings, app.state.extract, app.state.metrics)
     app.state.services = services
     concurrency = settings.extract_concurrency or 2 * (os.cpu_count() or 1)
-    app.state.extract_limiter = anyio.CapacityLimiter(concurrency)
     batchers = None
     if settings.micro_batch_windows:
         batchers = Batchers(settings.micro_batch_windows, settings.micro_batch_wait_ms / 1000)
-    app.state.batchers = batchers
+    app.state.extraction_capacity = ExtractionCapacity(anyio.CapacityLimiter(concurrency), batchers)
     if not settings.redis_url:
         services.queue.start()
     threading.Thread(target=services.registry.warm, name="model-warm-up", daemon=True).start()

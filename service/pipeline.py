@@ -1,9 +1,9 @@
 """The extraction pipeline: upload bytes -> pages -> words -> entities -> relations -> `ExtractionResult`.
 
 `extract_document(data, options, settings, runtime)` runs every stage synchronously (the API calls it in a
-worker thread): `service.ingest.load.load_document` (format from the content), `service.ingest.ocr.ocr_pages` for the
-pages without words, the model runtime, then the result, a few pages at a time. A page whose OCR failed is
-reported with `status: failed` and its error; the other pages still succeed. Boxes are integer
+worker thread): `service.ingest.load.load_document` (format from the content), `service.ingest.ocr.ocr_pages`
+for the pages without words, the model runtime, then the result, a few pages at a time. A page whose OCR
+failed is reported with `status: failed` and its error; the other pages still succeed. Boxes are integer
 `[x0, y0, x1, y1]` pixels of the page image as returned (turned upright when OCR rotated it). Word ids are
 the words' indices on their page, in the order OCR, the PDF text layer or the JSON upload gave them.
 

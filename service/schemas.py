@@ -140,7 +140,7 @@ class ExtractionResult(BaseModel):
     timings_ms: StageTimings
 
 
-# --- Stored documents, jobs, training runs and models (service/api/routes/) ----------------------------------
+# --- Stored documents, jobs, training runs and models (service/api/routes/) ---------------------------------
 
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 

@@ -193,6 +193,11 @@ class EntityTagger(nn.Module):
         return self.states_and_logits(input_ids, bbox, attention_mask, pixel_values)[1]
 
 
+def use_threads(threads: int) -> None:
+    """torch's intra-op threads in this process (training and export run on the CPU's cores)."""
+    torch.set_num_threads(threads)
+
+
 def device_for(local_rank: int) -> torch.device:
     """This process's GPU under torchrun (LOCAL_RANK) when there are GPUs, else the CPU."""
     return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")

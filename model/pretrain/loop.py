@@ -334,7 +334,8 @@ def run_pretraining(
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m model.pretrain.loop", description=__doc__.split("\n\n")[0])
+    description = __doc__.split("\n\n")[0]
+    parser = argparse.ArgumentParser(prog="python -m model.pretrain.loop", description=description)
     parser.add_argument(
         "--pages", type=Path, required=True, help="pages JSONL (docextract pretrain writes it)"
     )

@@ -11,11 +11,11 @@ Both schemes are declared in the OpenAPI document.
 
 import hmac
 
-from fastapi import Request, Security
+from fastapi import Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from service.deps import SettingsDep
 from service.errors import UnauthorizedError
-from service.settings import Settings
 
 API_KEY_HEADER = APIKeyHeader(
     name="X-API-Key", auto_error=False, description="One of `DOCEXTRACT_API_KEYS` (when set)."
@@ -54,12 +54,11 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 def require_api_key(
-    request: Request,
+    settings: SettingsDep,
     api_key: str | None = Security(API_KEY_HEADER),
     bearer: HTTPAuthorizationCredentials | None = Security(BEARER),
 ) -> None:
     """FastAPI dependency: UnauthorizedError unless auth is off or the request has a configured key. (The
     request gate, `service.api.gate`, has already refused such requests before their body was read; this keeps
     any route outside `/v1` honest and declares the schemes in the OpenAPI document.)"""
-    settings: Settings = request.app.state.settings
     check_key(api_key, bearer.credentials if bearer else None, settings.api_keys)

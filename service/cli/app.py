@@ -81,8 +81,8 @@ def worker(
     import signal
     import threading
 
+    from service.deps import build_services
     from service.jobs.queue import QUEUES
-    from service.jobs.worker import build_services
     from service.logs import configure_logging
     from service.settings import get_settings
 
@@ -169,14 +169,12 @@ def pretrain(
     """Pre-train the encoder on unlabelled pages (MVLM, TIA, TIM); OCR is cached in OUT/ocr. For several
     processes, OCR with --steps 0, then: torchrun --nproc_per_node N -m model.pretrain.loop --pages
     OUT/pages.jsonl --out OUT."""
-    import os
-
-    import torch
-
+    from model.nn.network import use_threads
     from model.pretrain.data import read_pages
     from model.pretrain.loop import PretrainOptions, config_for, run_pretraining
     from service.cli.progress import TrainingProgress
     from service.settings import get_settings
+    from service.threads import torch_threads
 
     settings = get_settings()
     pages_file = _pretraining_corpus(images, out, settings)
@@ -199,7 +197,7 @@ def pretrain(
         tia_weight=tia_weight,
         tim_weight=tim_weight,
     )
-    torch.set_num_threads(settings.train_threads or os.cpu_count() or 1)
+    use_threads(torch_threads(settings.train_threads))
     with TrainingProgress() as progress:
         records = run_pretraining(read_pages(pages_file), out, out, options, config, resume, progress.update)
     last = records[-1] if records else {}

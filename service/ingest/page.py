@@ -1,6 +1,7 @@
 """The data every ingestion and OCR stage passes on: pages and their words. No torch, no I/O.
 
-`service.ingest.load` builds `Page`s from an upload; `service.ingest.ocr` fills in the words of the pages that need OCR.
+`service.ingest.load` builds `Page`s from an upload; `service.ingest.ocr` fills in the words of the pages that
+need OCR.
 Boxes are `box_px`: `(x0, y0, x1, y1)` in pixels of the page image as returned (see `model.boxes`).
 """
 

@@ -1,5 +1,5 @@
-"""Training runs, executed in a child process: `python -m service.jobs.training RUN_ID CLAIM` (settings JSON on
-stdin). torch (the `train` extra) is imported in the child only, so the API and workers never load it and
+"""Training runs, executed in a child process: `python -m service.jobs.training RUN_ID CLAIM` (settings JSON
+on stdin). torch (the `train` extra) is imported in the child only, so the API and workers never load it and
 stay responsive while a run trains.
 
 The parent (`run_in_child`, a training-queue worker thread) watches the child (`service.jobs.supervision`)
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from model.config import ModelConfig
     from model.funsd import Document
     from model.train.trainer import EpochRecord, TrainOptions
-    from service.jobs.worker import Services
 
 PROGRESS_EVERY_S = 0.5
 MAX_RECOMBINED_COPIES = 200  # per training form: `recombined_copies` (API) and `--recombined-copies` (CLI)
@@ -54,9 +53,10 @@ def training_environment(settings: Settings) -> dict[str, str]:
     return python_child_environment(cpu_threads(settings.train_threads), {"OMP_WAIT_POLICY": "PASSIVE"})
 
 
-def run_in_child(services: "Services", run_id: str, claim: str, stopping: threading.Event) -> bool:
+def run_in_child(
+    store: Store, settings: Settings, run_id: str, claim: str, stopping: threading.Event
+) -> bool:
     """Run one claimed training run in a child process. True when it must be queued again (shutdown)."""
-    store, settings = services.store, services.settings
     work = work_dir(settings, run_id)
     work.mkdir(parents=True, exist_ok=True)  # kept from an earlier attempt: training resumes from it
     child_settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
@@ -199,11 +199,10 @@ def recombined_pretraining(
 
 def train_run(settings: Settings, store: Store, run_id: str) -> str:
     """Train, export and register; returns the new model's id."""
-    import torch
-
+    from model.nn.network import use_threads
     from service.registry import Registry
 
-    torch.set_num_threads(torch_threads(settings.train_threads))
+    use_threads(torch_threads(settings.train_threads))
     reporter = ProgressReporter(store, run_id)
     registered = Registry(settings).model_of_run(run_id)
     if registered is not None:  # an earlier attempt got this far before its worker died

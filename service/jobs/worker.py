@@ -1,9 +1,9 @@
 """What queue workers do, in the API process (embedded mode) and in `docextract worker` alike.
 
-`Services` bundles what the routes and the tasks share: settings, store, model registry, metrics, the
-extraction function and the queue. `Worker` holds the task bodies: process one document of a job (claim,
-extract, write the result idempotently, settle), send a job's callback, run a training run (in a child
-process, see `service.jobs.training`), and keep leases (renew this process's, requeue the ones of dead workers).
+`Worker` holds the task bodies: process one document of a job (claim, extract, write the result
+idempotently, settle), send a job's callback, run a training run (in a child process, see
+`service.jobs.training`), and keep leases (renew this process's, requeue the ones of dead workers).
+`service.deps.build_services` builds it with what it uses, and hands it its queue.
 """
 
 import logging
@@ -14,17 +14,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from fastapi import Request
 
 from service.errors import DocextractError, DocumentError, ModelNotFoundError, NotReadyError
 from service.jobs.callbacks import callback_targets, post_to_first_reachable
 from service.jobs.queue import DOCUMENTS, TRAINING, TaskQueue
 from service.metrics import Metrics
-from service.pipeline import extract_document
 from service.registry import Registry
 from service.schemas import ExtractionResult, ExtractOptions
 from service.settings import Settings
@@ -37,39 +34,21 @@ CALLBACK_ATTEMPTS = 3
 log = logging.getLogger("docextract.work")
 
 
-@dataclass
-class Services:
-    settings: Settings
-    store: Store
-    registry: Registry
-    metrics: Metrics
-    extract: ExtractFn
-    worker: "Worker" = field(init=False)
-    queue: TaskQueue = field(init=False)
-
-
-def build_services(
-    settings: Settings, extract: ExtractFn = extract_document, metrics: Metrics | None = None
-) -> Services:
-    """Everything the API and the workers need, for one data directory (creates its folders)."""
-    store = Store(settings.data_dir, settings.sqlite_journal_mode)
-    store.init()
-    services = Services(settings, store, Registry(settings), metrics or Metrics(), extract)
-    services.worker = Worker(services)
-    services.queue = TaskQueue(settings, services.worker)
-    return services
-
-
-def get_services(request: Request) -> Services:
-    """FastAPI dependency: the services the app's lifespan built."""
-    return request.app.state.services  # type: ignore[no-any-return]
-
-
 class Worker:
     """The task bodies; `claims` are this process's running items, whose leases `maintain` renews."""
 
-    def __init__(self, services: Services) -> None:
-        self.services = services
+    queue: TaskQueue  # set by `service.deps.build_services`: the queue needs its worker, and the reverse
+
+    def __init__(
+        self, settings: Settings, store: Store, registry: Registry, metrics: Metrics, extract: ExtractFn
+    ) -> None:
+        self.settings, self.store, self.registry, self.metrics, self.extract = (
+            settings,
+            store,
+            registry,
+            metrics,
+            extract,
+        )
         self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._claims: dict[WorkTable, set[str]] = {table: set() for table in TABLES}
         self._lock = threading.Lock()
@@ -90,7 +69,7 @@ class Worker:
     def enqueue_new(self, table: WorkTable, item_ids: list[str]) -> None:
         """Hand new items to the queue. When the queue is unreachable they stay stored as never enqueued,
         and the lease keeper of a worker hands them over once it is back (the request still succeeds)."""
-        queue = self.services.queue
+        queue = self.queue
         enqueue = queue.enqueue_document if table == "job_documents" else queue.enqueue_training
         done: list[str] = []
         try:
@@ -99,12 +78,12 @@ class Worker:
                 done.append(item_id)
         except Exception as exc:  # redis.ConnectionError, sqlite3.OperationalError, ...
             log.warning("queue unreachable, %d item(s) wait in the store: %s", len(item_ids) - len(done), exc)
-        self.services.store.mark_enqueued(table, done)
+        self.store.mark_enqueued(table, done)
 
     # Documents of jobs.
 
     def process_document(self, item_id: str) -> None:
-        store, settings = self.services.store, self.services.settings
+        store, settings = self.store, self.settings
         claim = self.new_claim()
         item = store.claim("job_documents", item_id, claim, settings.lease_s)
         if item is None:
@@ -115,11 +94,11 @@ class Worker:
         self.finish_job(item["job_id"])
 
     def _extract_item(self, item: Row, options: ExtractOptions, claim: str) -> None:
-        services, item_id = self.services, item["id"]
+        item_id = item["id"]
         try:
-            data = services.store.read_file(item["document_id"])
-            runtime = services.registry.use(options.model)
-            result = services.extract(data, options, services.settings, runtime)
+            data = self.store.read_file(item["document_id"])
+            runtime = self.registry.use(options.model)
+            result = self.extract(data, options, self.settings, runtime)
         except FileNotFoundError:
             self._fail(item_id, claim, "the document was deleted before it was processed")
         except (DocumentError, NotReadyError, ModelNotFoundError) as exc:
@@ -128,47 +107,45 @@ class Worker:
             log.exception("document %s failed (attempt %s)", item_id, item["attempts"])
             self._retry_or_fail(item, claim, exc)
         else:
-            key = services.store.write_result(
+            key = self.store.write_result(
                 item["document_id"], result.model.id, options.model_dump(), result.model_dump_json().encode()
             )
-            if services.store.settle(
-                "job_documents", item_id, claim, "succeeded", result_key=key, error=None
-            ):
-                services.store.point_result(item["document_id"], key, result.model.id)
-                services.metrics.observe_result(result, "job")
+            if self.store.settle("job_documents", item_id, claim, "succeeded", result_key=key, error=None):
+                self.store.point_result(item["document_id"], key, result.model.id)
+                self.metrics.observe_result(result, "job")
 
     def _fail(self, item_id: str, claim: str, error: str) -> None:
-        if self.services.store.settle("job_documents", item_id, claim, "failed", error=error):
-            self.services.metrics.observe_failure("job")
+        if self.store.settle("job_documents", item_id, claim, "failed", error=error):
+            self.metrics.observe_failure("job")
 
     def _retry_or_fail(self, item: Row, claim: str, exc: Exception) -> None:
-        store = self.services.store
-        if item["attempts"] >= self.services.settings.max_attempts:
+        store = self.store
+        if item["attempts"] >= self.settings.max_attempts:
             detail = exc.detail if isinstance(exc, DocextractError) else f"{type(exc).__name__}: {exc}"
             self._fail(item["id"], claim, f"failed after {item['attempts']} attempts: {detail}")
         elif store.settle("job_documents", item["id"], claim, "queued"):
             delay = min(2.0 ** item["attempts"], 30.0)  # back off before the next attempt
-            self.services.queue.enqueue_document(item["id"], delay=delay)
+            self.queue.enqueue_document(item["id"], delay=delay)
 
     def finish_job(self, job_id: str) -> None:
         """End the job when nothing is left to do; the one caller that ends it queues the callback."""
-        if self.services.store.finish_job_if_done(job_id):
+        if self.store.finish_job_if_done(job_id):
             self.notify(job_id)
 
     def notify(self, job_id: str) -> None:
-        job = self.services.store.get_job(job_id)
+        job = self.store.get_job(job_id)
         if job is not None and job["callback_state"] == "pending":
-            self.services.queue.enqueue_callback(job_id)
+            self.queue.enqueue_callback(job_id)
 
     def send_callback(self, job_id: str) -> None:
         """POST the job (as `GET /v1/jobs/{id}` returns it) to its callback URL, once; a few attempts
         while the receiver is unreachable or answers with an error."""
-        store = self.services.store
+        store = self.store
         job = store.get_job(job_id)
         if job is None or job["callback_state"] != "pending" or not store.take_callback(job_id):
             return
         try:  # again: the host may resolve to another address than when the job was posted
-            targets = callback_targets(job["callback_url"], self.services.settings.allow_private_callbacks)
+            targets = callback_targets(job["callback_url"], self.settings.allow_private_callbacks)
         except DocextractError as exc:
             log.warning("callback of job %s refused: %s", job_id, exc.detail)
             store.set_callback_state(job_id, "failed")
@@ -176,7 +153,7 @@ class Worker:
         body = job_view(job).model_dump(mode="json")
         for attempt in range(CALLBACK_ATTEMPTS):
             try:
-                response = post_to_first_reachable(targets, body, self.services.settings.callback_timeout_s)
+                response = post_to_first_reachable(targets, body, self.settings.callback_timeout_s)
                 if response.status_code < 400:
                     store.set_callback_state(job_id, "sent")
                     return
@@ -191,26 +168,26 @@ class Worker:
     def run_training(self, run_id: str) -> None:
         from service.jobs.training import run_in_child
 
-        store, settings = self.services.store, self.services.settings
+        store, settings = self.store, self.settings
         claim = self.new_claim()
         if store.claim("training_runs", run_id, claim, settings.lease_s) is None:
             return
         with self.holding("training_runs", claim):
-            requeue = run_in_child(self.services, run_id, claim, self.services.queue.stopping)
+            requeue = run_in_child(self.store, self.settings, run_id, claim, self.queue.stopping)
         if requeue:
-            self.services.queue.enqueue_training(run_id)
+            self.queue.enqueue_training(run_id)
 
     # Leases.
 
     def maintain(self) -> None:
         """Renew the leases this process holds; give expired items of dead workers back to the queue."""
-        store, settings = self.services.store, self.services.settings
+        store, settings = self.store, self.settings
         for table in TABLES:
             with self._lock:
                 claims = list(self._claims[table])
             store.renew(table, claims, settings.lease_s)
         for table, queue in (("job_documents", DOCUMENTS), ("training_runs", TRAINING)):
-            idle = self.services.queue.idle(queue)
+            idle = self.queue.idle(queue)
             for row in store.expired_items(table, settings.lease_s, idle):
                 status = store.requeue_expired(
                     table, row["id"], settings.max_attempts, settings.lease_s, idle
@@ -222,8 +199,8 @@ class Worker:
     def _after_requeue(self, table: WorkTable, row: Row, status: str) -> None:
         if table == "training_runs":
             if status == "queued":
-                self.services.queue.enqueue_training(row["id"])
+                self.queue.enqueue_training(row["id"])
         elif status == "queued":
-            self.services.queue.enqueue_document(row["id"])
+            self.queue.enqueue_document(row["id"])
         else:
             self.finish_job(row["job_id"])

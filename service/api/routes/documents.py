@@ -1,14 +1,14 @@
 """Stored documents: upload, list, read, delete; their latest result and page overlays."""
 
-from fastapi import APIRouter, Depends, File, Path, Response, UploadFile
+from fastapi import APIRouter, File, Path, Response, UploadFile
 from PIL import Image
 
 from service.api.routes.paging import PageAfter, PageLimit, PageOffset, page_of, requested_cursor
 from service.api.routes.uploads import UNREADABLE, checked_upload
+from service.deps import Services, ServicesDep
 from service.errors import DocumentNotFoundError, ResultNotFoundError
 from service.ingest.load import detect_format, load_document
 from service.ingest.pdf import POINTS_PER_INCH, pdf_info
-from service.jobs.worker import Services, get_services
 from service.overlay import overlay_png
 from service.schemas import DocumentList, ExtractionResult, PageResult, Problem, StoredDocument
 from service.settings import Settings
@@ -34,9 +34,9 @@ def stored_document(services: Services, document_id: str) -> dict[str, object]:
     responses={400: {"model": Problem, "description": "A malformed multipart body."}} | UNREADABLE,
 )
 def upload_document(
+    services: ServicesDep,
     response: Response,
     file: UploadFile = File(description="PDF, PNG, JPEG, TIFF, BMP, WebP or JSON pages."),
-    services: Services = Depends(get_services),
 ) -> StoredDocument:
     """Store an upload (its id is the SHA-256 of its bytes; the same bytes twice are one document). It is
     read first, as `POST /v1/extract` would read it, and refused (nothing stored) when that fails; PDF pages
@@ -49,10 +49,10 @@ def upload_document(
 
 @router.get("", response_model=DocumentList, summary="List stored documents")
 def list_documents(
+    services: ServicesDep,
     limit: int = PageLimit,
     offset: int = PageOffset,
     after: str | None = PageAfter,
-    services: Services = Depends(get_services),
 ) -> DocumentList:
     """One page of stored documents, newest first (like the job and training-run lists)."""
     cursor_after = requested_cursor(offset, after)
@@ -62,12 +62,12 @@ def list_documents(
 
 
 @router.get("/{document_id}", response_model=StoredDocument, responses=NOT_FOUND, summary="A stored document")
-def get_document(document_id: str = DocumentId, services: Services = Depends(get_services)) -> StoredDocument:
+def get_document(services: ServicesDep, document_id: str = DocumentId) -> StoredDocument:
     return document_view(stored_document(services, document_id))
 
 
 @router.delete("/{document_id}", status_code=204, responses=NOT_FOUND, summary="Delete a stored document")
-def delete_document(document_id: str = DocumentId, services: Services = Depends(get_services)) -> Response:
+def delete_document(services: ServicesDep, document_id: str = DocumentId) -> Response:
     if not services.store.delete_document(document_id):
         raise DocumentNotFoundError(f"no document {document_id}")
     return Response(status_code=204)
@@ -87,7 +87,7 @@ def latest_result(services: Services, document_id: str) -> ExtractionResult:
     responses=NOT_FOUND,
     summary="The latest extraction result of a document",
 )
-def get_result(document_id: str = DocumentId, services: Services = Depends(get_services)) -> ExtractionResult:
+def get_result(services: ServicesDep, document_id: str = DocumentId) -> ExtractionResult:
     return latest_result(services, document_id)
 
 
@@ -123,9 +123,9 @@ def page_image(services: Services, document_id: str, page: PageResult) -> Image.
     summary="A page of the latest result drawn over its image",
 )
 def get_overlay(
+    services: ServicesDep,
     document_id: str = DocumentId,
     page: int = Path(ge=1, description="1-based page number."),
-    services: Services = Depends(get_services),
 ) -> Response:
     result = latest_result(services, document_id)
     found = next((p for p in result.pages if p.page == page), None)

@@ -10,11 +10,11 @@ from starlette.datastructures import UploadFile
 
 from service.api.batcher import Batchers
 from service.api.routes.uploads import read_upload
+from service.deps import ExtractionCapacityDep, Services, ServicesDep
 from service.errors import BadRequestError, DocextractError
 from service.ingest.load import JsonDocument, parse_page_selection
 from service.ingest.ocr import check_languages
 from service.ingest.page import check_upload_bytes
-from service.jobs.worker import Services, get_services
 from service.registry import MODEL_ID_PATTERN
 from service.schemas import ExtractionResult, ExtractOptions, Problem
 
@@ -140,18 +140,21 @@ def extraction_json(
     },
 )
 async def extract(
+    services: ServicesDep,
+    capacity: ExtractionCapacityDep,
     request: Request,
     options: ExtractOptions = Depends(query_options),
-    services: Services = Depends(get_services),
 ) -> ExtractionResult:
     """Words, entities, relations and key-value pairs of an upload: a multipart `file`, a JSON pages
     document (`{"pages": [{"width", "height", "image"?, "words": [{"text", "box", "line"?}]}]}`), or the
     raw bytes of a PDF or image as the body."""
     data = await request_document(request, services.settings.max_upload_bytes)
-    limiter = request.app.state.extract_limiter  # `extract_concurrency` threads at most: less GIL contention
-    batchers = request.app.state.batchers
+    batchers = capacity.batchers
     batching = (batchers, asyncio.get_running_loop()) if batchers is not None else None
-    body = await anyio.to_thread.run_sync(extraction_json, services, data, options, batching, limiter=limiter)
+    # `extract_concurrency` threads at most: less GIL contention
+    body = await anyio.to_thread.run_sync(
+        extraction_json, services, data, options, batching, limiter=capacity.limiter
+    )
     # Already validated and serialised in the thread: the event loop only sends the bytes (a returned model
     # would be re-validated and serialised on the loop, stalling every other request meanwhile).
     return Response(body, media_type="application/json")  # type: ignore[return-value]

@@ -1,10 +1,10 @@
 """Liveness and readiness probes, and the Prometheus metrics."""
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Response
 from fastapi.responses import PlainTextResponse
 
 from service import __version__
-from service.jobs.worker import Services, get_services
+from service.deps import Services, ServicesDep, ServicesIfBuiltDep
 from service.metrics import CONTENT_TYPE, Gauge
 from service.schemas import Health, Readiness
 
@@ -22,10 +22,9 @@ async def healthz() -> Health:
     summary="Readiness probe",
     responses={503: {"model": Readiness, "description": "A required part is not ready."}},
 )
-def readyz(request: Request, response: Response) -> Readiness:
+def readyz(response: Response, services: ServicesIfBuiltDep) -> Readiness:
     """Ready when the data directory is writable (a file and the database are written for a moment), the
     queue answers and the active model is loaded."""
-    services: Services | None = getattr(request.app.state, "services", None)
     checks = {"data_dir": services is not None and services.store.writable()}
     checks["queue"] = services is not None and services.queue.ping()
     checks["model"] = services is not None and services.registry.is_loaded()
@@ -59,7 +58,7 @@ def gauges(services: Services) -> list[Gauge]:
     responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Prometheus text format 0.0.4."}},
     summary="Prometheus metrics",
 )
-def metrics(services: Services = Depends(get_services)) -> PlainTextResponse:
+def metrics(services: ServicesDep) -> PlainTextResponse:
     """Request counts and latencies by route, documents and pages processed, stage timings (this
     process), queue depth and work by status (shared)."""
     return PlainTextResponse(services.metrics.render(gauges(services)), media_type=CONTENT_TYPE)

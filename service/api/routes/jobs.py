@@ -7,11 +7,11 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, Uploa
 from service.api.routes.extract import query_options
 from service.api.routes.paging import PageAfter, PageLimit, PageOffset, page_of, requested_cursor
 from service.api.routes.uploads import UNREADABLE, checked_upload, read_upload
+from service.deps import Services, ServicesDep
 from service.errors import BadRequestError, DocumentNotFoundError, JobFinishedError, JobNotFoundError
 from service.ingest.load import DocumentFormat
 from service.ingest.page import check_upload_bytes
 from service.jobs.callbacks import check_callback_url
-from service.jobs.worker import Services, get_services
 from service.pipeline import effective_settings
 from service.schemas import ExtractOptions, Job, JobList, Problem, Status
 from service.store import sha256_hex
@@ -97,6 +97,7 @@ def job_documents(
     | UNREADABLE,
 )
 def create_job(
+    services: ServicesDep,
     response: Response,
     files: list[UploadFile] = File(default=[], description="Documents to process."),
     document_ids: list[str] = Form(
@@ -104,7 +105,6 @@ def create_job(
     ),
     callback_url: str | None = Form(None, description="POSTed the job (as GET returns it) once it ends."),
     options: ExtractOptions = Depends(query_options),
-    services: Services = Depends(get_services),
 ) -> Job:
     """Queue every document; returns at once (202) with the job and its `Location`. Every file is read
     first, as `POST /v1/documents` reads it: one that cannot be read refuses the whole job (the problem
@@ -124,11 +124,11 @@ def create_job(
 
 @router.get("", response_model=JobList, summary="List jobs")
 def list_jobs(
+    services: ServicesDep,
     limit: int = PageLimit,
     offset: int = PageOffset,
     after: str | None = PageAfter,
     status: Status | None = Query(None, description="Only the jobs with this status."),
-    services: Services = Depends(get_services),
 ) -> JobList:
     """Newest first; each job with its progress but not its documents (`GET /v1/jobs/{job_id}`)."""
     cursor_after = requested_cursor(offset, after)
@@ -145,7 +145,7 @@ def existing_job(services: Services, job_id: str) -> Job:
 
 
 @router.get("/{job_id}", response_model=Job, responses=NOT_FOUND, summary="A job's status and progress")
-def get_job(job_id: str = JobId, services: Services = Depends(get_services)) -> Job:
+def get_job(services: ServicesDep, job_id: str = JobId) -> Job:
     return existing_job(services, job_id)
 
 
@@ -155,7 +155,7 @@ def get_job(job_id: str = JobId, services: Services = Depends(get_services)) -> 
     responses=NOT_FOUND | {409: {"model": Problem, "description": "The job has already ended."}},
     summary="Cancel a job",
 )
-def cancel_job(job_id: str = JobId, services: Services = Depends(get_services)) -> Job:
+def cancel_job(services: ServicesDep, job_id: str = JobId) -> Job:
     """Documents not yet finished are cancelled (a running one finishes but its result is not kept)."""
     existing_job(services, job_id)
     if not services.store.cancel_job(job_id):

@@ -1,8 +1,8 @@
 """The model registry: list, inspect, activate (atomically) and delete models."""
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Path, Response
 
-from service.jobs.worker import Services, get_services
+from service.deps import ServicesDep
 from service.registry import MODEL_ID_PATTERN
 from service.schemas import ModelList, Problem, RegisteredModel
 from service.views import model_view
@@ -13,13 +13,13 @@ NOT_FOUND = {404: {"model": Problem, "description": "No such model."}}
 
 
 @router.get("", response_model=ModelList, summary="List the models")
-def list_models(services: Services = Depends(get_services)) -> ModelList:
+def list_models(services: ServicesDep) -> ModelList:
     active = services.registry.active_id()
     return ModelList(models=[model_view(e, active) for e in services.registry.entries()], active=active)
 
 
 @router.get("/{model_id}", response_model=RegisteredModel, responses=NOT_FOUND, summary="A model")
-def get_model(model_id: str = ModelId, services: Services = Depends(get_services)) -> RegisteredModel:
+def get_model(services: ServicesDep, model_id: str = ModelId) -> RegisteredModel:
     return model_view(services.registry.entry(model_id), services.registry.active_id())
 
 
@@ -29,7 +29,7 @@ def get_model(model_id: str = ModelId, services: Services = Depends(get_services
     responses=NOT_FOUND | {503: {"model": Problem, "description": "The model cannot be loaded."}},
     summary="Make a model the default of new requests",
 )
-def activate_model(model_id: str = ModelId, services: Services = Depends(get_services)) -> RegisteredModel:
+def activate_model(services: ServicesDep, model_id: str = ModelId) -> RegisteredModel:
     """The model is loaded first, then swapped in atomically; requests already running finish on the
     model they started with."""
     entry = services.registry.activate(model_id)
@@ -42,6 +42,6 @@ def activate_model(model_id: str = ModelId, services: Services = Depends(get_ser
     responses=NOT_FOUND | {409: {"model": Problem, "description": "The model is built in or active."}},
     summary="Delete a trained model",
 )
-def delete_model(model_id: str = ModelId, services: Services = Depends(get_services)) -> Response:
+def delete_model(services: ServicesDep, model_id: str = ModelId) -> Response:
     services.registry.delete(model_id)
     return Response(status_code=204)

@@ -3,14 +3,14 @@
 import shutil
 import uuid
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile
+from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
 
 from service.api.routes.paging import PageAfter, PageLimit, PageOffset, page_of, requested_cursor
 from service.api.routes.uploads import read_upload
+from service.deps import Services, ServicesDep
 from service.errors import TrainingRunFinishedError, TrainingRunNotFoundError
 from service.jobs.datasets import unpack_dataset
 from service.jobs.training import MAX_RECOMBINED_COPIES
-from service.jobs.worker import Services, get_services
 from service.registry import DEFAULT_ID, TRAINED_ID_FORM
 from service.schemas import Problem, Status, TrainingRun, TrainingRunList
 from service.views import run_summary_view, run_view
@@ -38,6 +38,7 @@ def check_base_model(services: Services, base_model: str) -> None:
     },
 )
 def create_run(
+    services: ServicesDep,
     response: Response,
     dataset: UploadFile = File(description="Zip of annotations/*.json and images/* (FUNSD format)."),
     base_model: str = Form(
@@ -56,7 +57,6 @@ def create_run(
         "the validation forms left out). 0: off. On FUNSD samples 50 copies added 1.2 (10 forms) and 3.0-3.6 "
         "(25 forms) points of test entity F1 for about a third more training time (BENCHMARKS.md).",
     ),
-    services: Services = Depends(get_services),
 ) -> TrainingRun:
     """Check and unpack the dataset, queue the run (one at a time per worker) and return 202 at once."""
     check_base_model(services, base_model)
@@ -78,11 +78,11 @@ def create_run(
 
 @router.get("", response_model=TrainingRunList, summary="List training runs")
 def list_runs(
+    services: ServicesDep,
     limit: int = PageLimit,
     offset: int = PageOffset,
     after: str | None = PageAfter,
     status: Status | None = Query(None, description="Only the training runs with this status."),
-    services: Services = Depends(get_services),
 ) -> TrainingRunList:
     """Newest first; each run with its progress but not its metrics (`GET /v1/training-runs/{run_id}`)."""
     cursor_after = requested_cursor(offset, after)
@@ -104,7 +104,7 @@ def existing_run(services: Services, run_id: str) -> TrainingRun:
     responses={404: {"model": Problem, "description": "No such training run."}},
     summary="A training run's status, progress and metrics",
 )
-def get_run(run_id: str = RunId, services: Services = Depends(get_services)) -> TrainingRun:
+def get_run(services: ServicesDep, run_id: str = RunId) -> TrainingRun:
     return existing_run(services, run_id)
 
 
@@ -117,7 +117,7 @@ def get_run(run_id: str = RunId, services: Services = Depends(get_services)) -> 
     },
     summary="Cancel a training run",
 )
-def cancel_run(run_id: str = RunId, services: Services = Depends(get_services)) -> TrainingRun:
+def cancel_run(services: ServicesDep, run_id: str = RunId) -> TrainingRun:
     """A queued run never starts; a running one's training process is stopped and its work folder removed.
     Cancelling a cancelled run again answers the run as it is."""
     run = existing_run(services, run_id)

@@ -22,7 +22,7 @@ from model.train.minilm import minilm_tokenizer_path
 from model.train.trainer import TrainOptions, build_model, prepare_trainer
 from tests.model.pretrain.test_data import pretrain_pages
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NO_DROPOUT = tiny_config().with_changes(hidden_dropout=0.0, attention_dropout=0.0)
 TINY = PretrainOptions(
     steps=150,

@@ -14,7 +14,7 @@ from schemathesis.checks import positive_data_acceptance
 from service.settings import Settings
 from tests.service.support import DocextractProcess, free_port, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 schema = schemathesis.openapi.from_path(ROOT / "openapi.yaml")
 API_KEY = "fuzz-key-0123456789"
 

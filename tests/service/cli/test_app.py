@@ -12,7 +12,7 @@ from service import __version__
 from service.cli.app import app
 from tests.service.support import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 runner = CliRunner()
 
 

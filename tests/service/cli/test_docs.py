@@ -3,7 +3,7 @@ from pathlib import Path
 from service.cli.docs import TABLE_END, TABLE_START, settings_table, with_settings_table
 from service.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_readme_configuration_table_is_generated_from_settings():

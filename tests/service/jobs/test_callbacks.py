@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from service.deps import build_services
 from service.errors import BadRequestError, CallbackUrlRefusedError
 from service.jobs.callbacks import callback_targets, check_callback_url, is_public, resolve
-from service.jobs.worker import build_services
 from service.settings import Settings
 from tests.service.api.routes.test_jobs import CallbackReceiver
 

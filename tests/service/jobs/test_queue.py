@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from service.jobs.worker import build_services
+from service.deps import build_services
 from service.main import create_app
 from service.settings import Settings
 from tests.fixtures.forms import SyntheticPage

@@ -231,7 +231,7 @@ def test_a_retry_after_the_model_was_registered_registers_no_second_model(
     again = services.registry.add(shutil.copytree(serving_model, tmp_path / "again"), source_run=run_id)
     assert again == model_id and not (tmp_path / "again").exists()
     assert services.store.claim("training_runs", run_id, "retry", 60.0) is not None  # the retried attempt
-    assert run_in_child(services, run_id, "retry", threading.Event()) is False
+    assert run_in_child(services.store, services.settings, run_id, "retry", threading.Event()) is False
     run = api.get(f"/v1/training-runs/{run_id}").json()
     assert (run["status"], run["model_id"], run["metrics"]) == ("succeeded", model_id, [])
     assert run["progress"]["epoch"] == 0  # nothing was trained again
