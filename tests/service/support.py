@@ -62,6 +62,14 @@ def wait_for(check: Callable[[], Any], timeout: float = 60.0, interval: float = 
         time.sleep(interval)
 
 
+def is_ready(base: str) -> bool:
+    """`/readyz` of the server at `base` answers 200 (not yet listening counts as not ready)."""
+    try:
+        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 def wait_for_job(client: httpx.Client | Any, location: str, timeout: float = 60.0) -> dict[str, Any]:
     def finished() -> dict[str, Any] | None:
         job = client.get(location).json()

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from service.settings import Settings
-from tests.service.support import DocextractProcess, free_port, wait_for, words_document
+from tests.service.support import DocextractProcess, free_port, is_ready, wait_for, words_document
 
 CONCURRENT = 50
 # The 100 ms holds for the median; on a busy 2-core box single probes wait longer (measured with a
@@ -94,7 +94,7 @@ def test_50_concurrent_extractions_on_a_real_server(api_settings: Settings, tmp_
     base = f"http://127.0.0.1:{settings.port}"
     with DocextractProcess(["serve"], settings, tmp_path / "serve.log") as server:
         assert server.process is not None
-        wait_for(lambda: ready(base), 60, 0.2)
+        wait_for(lambda: is_ready(base), 60, 0.2)
         assert httpx.post(f"{base}/v1/extract", content=words_document(999), timeout=60).status_code == 200
         baseline = rss_mb(server.process.pid)
         responses, latencies, rss, elapsed = asyncio.run(under_load(base, server.process.pid))
@@ -113,13 +113,6 @@ def test_50_concurrent_extractions_on_a_real_server(api_settings: Settings, tmp_
     assert p90 < HEALTHZ_P90_MS
     assert max(rss) - baseline < RSS_GROWTH_MB
     check_json_log(server.output())
-
-
-def ready(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def check_json_log(text: str) -> None:

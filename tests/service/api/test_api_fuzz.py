@@ -5,14 +5,13 @@ contract, valid and invalid, against a real `docextract serve` process with an A
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import positive_data_acceptance
 
 from service.settings import Settings
-from tests.service.support import DocextractProcess, free_port, wait_for
+from tests.service.support import DocextractProcess, free_port, is_ready, wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 schema = schemathesis.openapi.from_path(ROOT / "openapi.yaml")
@@ -34,14 +33,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, serving_model: Path) -> Ite
     )
     base = f"http://127.0.0.1:{options.port}"
 
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
     with DocextractProcess(["serve"], options, folder / "serve.log") as process:
-        wait_for(ready, 60, 0.2)
+        wait_for(lambda: is_ready(base), 60, 0.2)
         yield base
         assert process.process is not None and process.process.poll() is None, process.output()[-2000:]
 

@@ -14,7 +14,7 @@ from service.deps import build_services
 from service.main import create_app
 from service.settings import Settings
 from tests.fixtures.forms import SyntheticPage
-from tests.service.support import DocextractProcess, free_port, job_files, wait_for, wait_for_job
+from tests.service.support import DocextractProcess, free_port, is_ready, job_files, wait_for, wait_for_job
 
 
 def post_job(client: TestClient, count: int, start: int = 0) -> str:
@@ -166,15 +166,9 @@ def test_a_real_server_killed_mid_batch_finishes_the_batch_after_a_restart(
     settings = api_settings.model_copy(update={"port": free_port(), "lease_s": 1.0})
     base = f"http://127.0.0.1:{settings.port}"
 
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
     server = DocextractProcess(["serve"], settings, tmp_path / "serve.log").start()
     try:
-        wait_for(ready, 60, 0.2)
+        wait_for(lambda: is_ready(base), 60, 0.2)
         response = httpx.post(f"{base}/v1/jobs", files=job_files(20), timeout=30)
         assert response.status_code == 202
         server.kill()
@@ -182,7 +176,7 @@ def test_a_real_server_killed_mid_batch_finishes_the_batch_after_a_restart(
         server.stop()
     location = base + response.headers["location"]
     with DocextractProcess(["serve"], settings, tmp_path / "serve-again.log"):
-        wait_for(ready, 60, 0.2)
+        wait_for(lambda: is_ready(base), 60, 0.2)
         with httpx.Client() as client:
             job = wait_for_job(client, location, timeout=60)
             assert job["status"] == "succeeded", job

@@ -21,7 +21,7 @@ from service.settings import Settings
 from tests.fixtures.forms import SyntheticPage
 from tests.service.api.routes.test_extract import problem
 from tests.service.api.routes.test_training import dataset_zip, queued_runs, start_run
-from tests.service.support import DocextractProcess, free_port, wait_for
+from tests.service.support import DocextractProcess, free_port, is_ready, wait_for
 
 FINAL = ("succeeded", "failed", "cancelled")
 
@@ -77,7 +77,7 @@ def test_a_training_run_after_ocr_finishes_and_its_process_gets_its_own_threads(
         DocextractProcess(["serve"], settings, tmp_path / "serve.log") as server,
         httpx.Client(base_url=base, timeout=120) as client,
     ):
-        wait_for(lambda: ready(client), 90, 0.2)
+        wait_for(lambda: is_ready(base), 90, 0.2)
         page = synthetic_pages[0].image
         extracted = client.post("/v1/extract", files={"file": ("form.png", png(page), "image/png")})
         assert extracted.status_code == 200, extracted.text
@@ -100,13 +100,6 @@ def test_a_training_run_after_ocr_finishes_and_its_process_gets_its_own_threads(
         run = wait_for(lambda: finished(client, run_id), 240, 0.5)  # bounded: a hang fails here
         assert run["status"] == "succeeded", (run["error"], server.output()[-2000:])
         assert run["progress"]["phase"] == "finished"
-
-
-def ready(client: httpx.Client) -> bool:
-    try:
-        return client.get("/readyz", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 def finished(client: httpx.Client | TestClient, run_id: str) -> dict | None:
