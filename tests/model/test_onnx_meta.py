@@ -52,8 +52,9 @@ def test_bad_metadata_is_refused(tmp_path: Path, key: str, value, message: str):
 def test_the_graph_source_digest_follows_the_graph_code(tmp_path: Path):
     model_dir = Path(onnx_meta_module.__file__).parent
     for name in onnx_meta_module.GRAPH_SOURCES:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(model_dir / name, tmp_path / name)
     assert onnx_meta_module.graph_source_digest(tmp_path) == onnx_meta_module.graph_source_digest()
-    with (tmp_path / "layers.py").open("a") as stream:
+    with (tmp_path / "nn" / "layers.py").open("a") as stream:
         stream.write("\n# changed\n")
     assert onnx_meta_module.graph_source_digest(tmp_path) != onnx_meta_module.graph_source_digest()

@@ -162,11 +162,11 @@ def test_concurrent_extractions_share_model_calls_and_get_their_own_results(api_
     alone = api_settings.model_copy(update={"micro_batch_windows": 0})
     with TestClient(create_app(alone)) as client:
         expected = [client.post("/v1/extract", content=d).json()["pages"] for d in documents]
-        assert client.app.state.batchers is None  # type: ignore[attr-defined]
+        assert client.app.state.extraction_capacity.batchers is None  # type: ignore[attr-defined]
     batched = api_settings.model_copy(update={"micro_batch_windows": 16, "micro_batch_wait_ms": 300})
     with TestClient(create_app(batched)) as client, ThreadPoolExecutor(6) as pool:
         responses = list(pool.map(lambda d: client.post("/v1/extract", content=d), documents))
-        batchers = client.app.state.batchers  # type: ignore[attr-defined]
+        batchers = client.app.state.extraction_capacity.batchers  # type: ignore[attr-defined]
         calls = sum(batcher.runtime_calls for _, batcher in batchers._batchers.values())
     assert [r.status_code for r in responses] == [200] * 6
     got = [r.json()["pages"] for r in responses]
