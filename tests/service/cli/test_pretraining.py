@@ -7,7 +7,8 @@ from typer.testing import CliRunner
 
 from model.pretrain.data import read_pages
 from model.train.checkpoint import load_model
-from service.cli.app import app, pretraining
+from service.cli import pretraining
+from service.cli.app import app
 from service.cli.pretraining import build_corpus, find_images
 from service.settings import Settings, get_settings
 from tests.fixtures.forms import SyntheticPage, write_funsd_dataset
