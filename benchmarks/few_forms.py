@@ -24,18 +24,18 @@ import argparse
 import json
 import math
 import random
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from funsd_ser import ROOT, git_sha, update_table
-from synthetic_pretrain import finetune_recipe, test_scores, train
+from synthetic_pretrain import finetune_recipe, test_scores
+from training_log import TrainingLog
 
 from model.config import minilm_config
 from model.funsd import Document, read_dataset
-from model.pretrain.recombined import pretrain_on_pages, recombined_pages
-from model.train.minilm import minilm_tokenizer_path
+from model.train.fine_tune import PRETRAIN_FOLDER, fine_tune
+from model.train.start import resolve_start
 
 RESULTS = ROOT / "benchmarks" / "results" / "few_forms.json"
 TABLE_START, TABLE_END = "<!-- few_forms:start -->", "<!-- few_forms:end -->"
@@ -59,41 +59,30 @@ def run_name(init_name: str, count: int, seed: int) -> str:
     return f"{init_name}-{count}" + (f"-seed{seed}" if seed != 42 else "")
 
 
-def recombined_pretraining(forms: list[Document], name: str, args: argparse.Namespace) -> tuple[str, dict]:
-    """One pass over `args.recombine` recombined copies of the forms the fine-tuning trains on, starting from
-    the synthetic pre-training; returns the model folder and what to record about it."""
-    recipe = replace(finetune_recipe(args), init=str(args.synthetic_init))
-    pages = recombined_pages(forms, args.recombine, recipe)
-    started = time.monotonic()
-    folder = pretrain_on_pages(
-        pages, recipe, minilm_config(), minilm_tokenizer_path(), args.work / f"pretrain-{name}"
-    )
-    seconds = time.monotonic() - started
-    record = {
-        "recombine": args.recombine,
-        "pretrain_pages": len(pages),
-        "pretrain_seconds": round(seconds, 1),
-    }
-    return str(folder), record
-
-
 def run_one(count: int, init_name: str, init: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One fine-tuning on `count` forms; `recomb` first pre-trains for one pass over `args.recombine`
+    recombined copies of the forms it trains on, from the synthetic pre-training (into RUN/pretrain)."""
     name = run_name(init_name, count, args.seed)
     forms = sample_forms(read_dataset(args.data / "training_data"), count, args.seed)
-    pretraining: dict[str, Any] = {}
-    if init_name == "recomb":
-        init, pretraining = recombined_pretraining(forms, name, args)
-    recipe = replace(finetune_recipe(args), init=init, epochs=epochs_for(count, args.epochs))
+    copies = args.recombine if init_name == "recomb" else 0
+    recipe = replace(finetune_recipe(args), epochs=epochs_for(count, args.epochs))
+    start = resolve_start(str(args.synthetic_init) if copies else init)
+    start = replace(start, config=minilm_config(), inputs=recipe.inputs)
     out = args.work / name
-    seconds = train(forms, out, recipe, name)
+    log = TrainingLog(name)
+    fine_tune(forms, start, recipe, out, log, recombined_copies=copies)
+    pretraining: dict[str, Any] = {}
+    if copies:
+        pages, seconds = log.pages["pretraining"], log.seconds("pretraining")
+        pretraining = {"recombine": copies, "pretrain_pages": pages, "pretrain_seconds": round(seconds, 1)}
     return {
         "run": name,
         "forms": count,
-        "init": init,
+        "init": str(out / PRETRAIN_FOLDER / "best") if copies else init,
         "epochs": recipe.epochs,
         "seed": args.seed,
         **pretraining,
-        "finetune_seconds": round(seconds, 1),
+        "finetune_seconds": round(log.seconds("fine-tuning"), 1),
         "git_sha": git_sha(),
         **test_scores(out / "best", args.data / "testing_data"),
     }

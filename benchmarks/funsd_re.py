@@ -13,17 +13,19 @@ the markers in BENCHMARKS.md.
 
 import argparse
 import json
-import time
+from dataclasses import replace
 from pathlib import Path
 
 from funsd_ser import ROOT, git_sha, update_table
+from training_log import TrainingLog
 
 from model.artifact import ArtifactMeta, InputOptions
 from model.config import minilm_config
 from model.funsd import read_dataset
 from model.train.evaluate import EvaluationReport, evaluate_model_dir
-from model.train.minilm import minilm_tokenizer_path
-from model.train.trainer import TrainOptions, prepare_trainer
+from model.train.fine_tune import fine_tune, history_of
+from model.train.start import resolve_start
+from model.train.trainer import TrainOptions
 
 RESULTS = ROOT / "benchmarks" / "results" / "funsd_re.json"
 MARKERS = ("<!-- funsd_re:start -->", "<!-- funsd_re:end -->")
@@ -36,23 +38,10 @@ ANCHORS = (
 
 
 def train_joint(data: Path, out: Path, options: TrainOptions) -> tuple[float, int]:
-    started = time.monotonic()
-
-    def log(event: dict[str, float]) -> None:
-        if "val_f1" in event:
-            relation = event.get("val_relation_f1", float("nan"))
-            print(
-                f"[joint] epoch {int(event['epoch'])} loss {event['loss']:.4f} "
-                f"val entity F1 {event['val_f1']:.4f} val relation F1 {relation:.4f}",
-                flush=True,
-            )
-
-    documents = read_dataset(data / "training_data")
-    trainer = prepare_trainer(
-        documents, out, options, minilm_config(), minilm_tokenizer_path(), on_progress=log
-    )
-    history = trainer.run()
-    return time.monotonic() - started, len(history)
+    start = replace(resolve_start(options.init), config=minilm_config(), inputs=options.inputs)
+    log = TrainingLog("joint")
+    fine_tune(read_dataset(data / "training_data"), start, options, out, log)
+    return log.seconds("fine-tuning"), len(history_of(out))
 
 
 START = {True: "MiniLM-L6 init", False: "synthetic pre-training"}

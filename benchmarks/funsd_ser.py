@@ -23,9 +23,10 @@ Runs (all with the same seed, epochs and wall-clock budget):
 import argparse
 import json
 import subprocess
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
+
+from training_log import TrainingLog
 
 from model.artifact import InputOptions
 from model.config import minilm_config
@@ -33,9 +34,10 @@ from model.funsd import read_dataset
 from model.nn.network import device_for
 from model.train.augment import Augmentation
 from model.train.evaluate import evaluate_model_dir
-from model.train.minilm import minilm_tokenizer_path
+from model.train.fine_tune import fine_tune, history_of
 from model.train.soup import average_models
-from model.train.trainer import TrainOptions, prepare_trainer
+from model.train.start import resolve_start
+from model.train.trainer import TrainOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "funsd_ser.json"
@@ -102,22 +104,12 @@ def run_one(
         config = config.with_changes(attention_dropout=attention_dropout)
     label = f"{name}+{tag}" if tag else name
     out = work / label
-    started = time.monotonic()
-    documents = read_dataset(data / "training_data")
-
-    def log(event: dict[str, float]) -> None:
-        if "val_f1" in event:
-            print(
-                f"[{label}] epoch {int(event['epoch'])} loss {event['loss']:.4f} "
-                f"val F1 {event['val_f1']:.4f}",
-                flush=True,
-            )
-
-    trainer = prepare_trainer(
-        documents, out, options, config, tokenizer or minilm_tokenizer_path(), on_progress=log
-    )
-    history = trainer.run()
-    train_seconds = time.monotonic() - started
+    start = resolve_start(options.init)
+    start = replace(start, config=config, inputs=inputs, tokenizer=tokenizer or start.tokenizer)
+    log = TrainingLog(label)
+    fine_tune(read_dataset(data / "training_data"), start, options, out, log)
+    train_seconds = log.seconds("fine-tuning")
+    history = history_of(out)
     kept = out / ("best" if fraction > 0 else "last")  # no validation split: the model after the last epoch
     report = evaluate_model_dir(kept, data / "testing_data").entities
     best = max(history, key=lambda h: h.val_f1) if fraction > 0 else history[-1]
@@ -265,7 +257,7 @@ def argument_parser() -> argparse.ArgumentParser:
         "--tokenizer",
         type=Path,
         default=None,
-        help="tokenizer.json (default: the MiniLM package's; where it is not installed, the init model's)",
+        help="tokenizer.json (default: the start's: the MiniLM package's, or the init model folder's)",
     )
     parser.add_argument("--lr-new", type=float, default=TrainOptions.lr_new, help="lr of the new parameters")
     parser.add_argument("--batch-size", type=int, default=TrainOptions.batch_size)

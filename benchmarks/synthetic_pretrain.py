@@ -20,20 +20,21 @@ on a rerun) and in the table between the markers in BENCHMARKS.md.
 
 import argparse
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from funsd_ser import ROOT, git_sha, update_table
+from training_log import TrainingLog
 
 from model.artifact import InputOptions
 from model.config import ModelConfig, minilm_config
 from model.funsd import Document, read_dataset
 from model.pretrain.recombined import recombined_pages as copies_of_held_in
 from model.train.evaluate import evaluate_model_dir
-from model.train.minilm import minilm_tokenizer_path
-from model.train.trainer import TrainOptions, prepare_trainer
+from model.train.fine_tune import fine_tune
+from model.train.start import resolve_start
+from model.train.trainer import TrainOptions
 
 RESULTS = ROOT / "benchmarks" / "results" / "synthetic_pretrain.json"
 TABLE_START, TABLE_END = "<!-- synthetic_pretrain:start -->", "<!-- synthetic_pretrain:end -->"
@@ -42,19 +43,12 @@ TABLE_START, TABLE_END = "<!-- synthetic_pretrain:start -->", "<!-- synthetic_pr
 def train(
     documents: list[Document], out: Path, options: TrainOptions, label: str, config: ModelConfig | None = None
 ) -> float:
-    """Train into `out` (best epoch in `out/best`) and return the wall time in seconds."""
-
-    def log(event: dict[str, float]) -> None:
-        if "val_f1" in event:
-            relation = event.get("val_relation_f1")
-            extra = f" val RE F1 {relation:.4f}" if relation is not None else ""
-            print(f"[{label}] epoch {int(event['epoch'])} loss {event['loss']:.4f} "
-                  f"val F1 {event['val_f1']:.4f}{extra}", flush=True)  # fmt: skip
-
-    started = time.monotonic()
-    config = config or minilm_config()
-    prepare_trainer(documents, out, options, config, minilm_tokenizer_path(), on_progress=log).run()
-    return time.monotonic() - started
+    """Train into `out` (best epoch in `out/best`) from `options.init` with its input options and `config`
+    (default: MiniLM's, whatever the start's), and return the wall time in seconds."""
+    start = replace(resolve_start(options.init), config=config or minilm_config(), inputs=options.inputs)
+    log = TrainingLog(label)
+    fine_tune(documents, start, options, out, log)
+    return log.seconds("fine-tuning")
 
 
 def test_scores(model_dir: Path, test_dir: Path) -> dict[str, Any]:
@@ -67,7 +61,7 @@ def test_scores(model_dir: Path, test_dir: Path) -> dict[str, Any]:
     }
 
 
-def fine_tune(name: str, init: str, args: argparse.Namespace, recipe: TrainOptions) -> dict[str, Any]:
+def scored_run(name: str, init: str, args: argparse.Namespace, recipe: TrainOptions) -> dict[str, Any]:
     out = args.work / name
     seconds = train(read_dataset(args.data / "training_data"), out, replace(recipe, init=init), name)
     return {"finetune_seconds": round(seconds, 1), **test_scores(out / "best", args.data / "testing_data")}
@@ -121,18 +115,18 @@ def run_all(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> Non
         name = f"minilm-rw{args.relation_weight:g}"
         weighted = replace(recipe, relation_weight=args.relation_weight)
         record(
-            name, {"pretrain_pages": 0, "pretrain_seconds": 0.0, **fine_tune(name, "minilm", args, weighted)}
+            name, {"pretrain_pages": 0, "pretrain_seconds": 0.0, **scored_run(name, "minilm", args, weighted)}
         )
         return
     if args.entity_only and "minilm-entity-only" not in results:
         entity_only = replace(recipe, relations=False)
-        tuned = fine_tune("minilm-entity-only", "minilm", args, entity_only)
+        tuned = scored_run("minilm-entity-only", "minilm", args, entity_only)
         record("minilm-entity-only", {"pretrain_pages": 0, "pretrain_seconds": 0.0, **tuned})
         return
     if "minilm" not in results:
         record(
             "minilm",
-            {"pretrain_pages": 0, "pretrain_seconds": 0.0, **fine_tune("minilm", "minilm", args, recipe)},
+            {"pretrain_pages": 0, "pretrain_seconds": 0.0, **scored_run("minilm", "minilm", args, recipe)},
         )
     sizes = sorted(args.sizes, reverse=True)  # the headline result first
     corpora = [(f"{size}{args.tag}", lambda size=size: synthetic_pages(size, args)) for size in sizes]
@@ -147,7 +141,7 @@ def run_all(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> Non
         timing = {"pretrain_pages": len(documents), "pretrain_seconds": round(seconds, 1)}
         if index == 0:
             record(f"{name}-zero", {**timing, **test_scores(model_dir, args.data / "testing_data")})
-        record(name, {**timing, **fine_tune(name, str(model_dir), args, recipe)})
+        record(name, {**timing, **scored_run(name, str(model_dir), args, recipe)})
 
 
 def run_model_dir(name: str, work: Path) -> Path:

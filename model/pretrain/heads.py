@@ -7,12 +7,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from model.artifact import TOKENIZER_FILE, ArtifactMeta
-from model.config import ModelConfig, base_config, minilm_config, tiny_config
+from model.config import ModelConfig
 from model.features import IGNORE_INDEX
 from model.nn.network import LayoutLMv2Encoder, init_weights
 from model.train.checkpoint import load_model
-from model.train.minilm import load_minilm_text_stream, minilm_tokenizer_path, name_mapping
+from model.train.minilm import load_minilm_text_stream, name_mapping
 
 OBJECTIVES = ("mvlm", "tia", "tim")
 
@@ -105,17 +104,3 @@ def initial_model(config: ModelConfig, init: str) -> LayoutLMv2ForPretraining:
         source, _ = load_model(Path(init))
         model.encoder.load_state_dict(source.encoder.state_dict())
     return model
-
-
-def tokenizer_for(init: str) -> Path:
-    return Path(init) / TOKENIZER_FILE if init not in ("minilm", "random") else minilm_tokenizer_path()
-
-
-def config_for(size: str, init: str) -> ModelConfig:
-    """The saved model's config for a folder init, else the preset `size`."""
-    if init not in ("minilm", "random"):
-        return ArtifactMeta.load(Path(init)).config
-    presets = {"minilm": minilm_config, "base": base_config, "tiny": tiny_config}
-    if size not in presets or (size != "minilm" and init == "minilm"):
-        raise ValueError(f"size must be one of {sorted(presets)}; only minilm can start from MiniLM")
-    return presets[size]()

@@ -42,15 +42,14 @@ from model.pretrain.data import (
 from model.pretrain.heads import (
     OBJECTIVES,
     LayoutLMv2ForPretraining,
-    config_for,
     initial_model,
     parameter_groups,
     pretrain_losses,
-    tokenizer_for,
     weighted_total,
 )
 from model.pretrain.loss_plot import plot_losses
 from model.train.checkpoint import build_network, save_model
+from model.train.start import resolve_start, tokenizer_of
 from model.train.trainer import LinearSchedule, apply_step
 
 PLACEHOLDER_LABELS = LabelSet(("unlabelled",))  # the artifact format needs one; fine-tuning replaces it
@@ -287,7 +286,7 @@ def prepare_pretrainer(
     if not pages:
         raise ValueError("no pages to pre-train on")
     torch.manual_seed(options.seed)
-    tokenizer_path = tokenizer_for(options.init)
+    tokenizer_path = tokenizer_of(options.init)
     tokenizer = load_tokenizer(tokenizer_path)
     i = options.inputs
     encoded = [
@@ -381,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"step {event['step']}/{event['total_steps']}: {parts}", file=sys.stderr, flush=True)
 
     options = options_from_args(args)
-    config = config_for(args.size, args.init)
+    config = resolve_start(args.init, args.size).config
     pages = read_pages(args.pages)
     run_pretraining(pages, args.pages.parent, args.out, options, config, args.resume, report)
     if rank == 0:

@@ -1,6 +1,6 @@
 """Pre-training on recombined copies of the forms a fine-tuning will train on (`model.synth.recombine`):
-the recipe of BENCHMARKS.md, "Recombined pages", as training runs (`service.jobs.training`) and the benchmarks
-use it."""
+the recipe of BENCHMARKS.md, "Recombined pages", as `model.train.fine_tune` runs it (for `docextract train`,
+training runs and the benchmarks)."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import replace

@@ -42,6 +42,7 @@ from model.train.relation_loss import relation_loss
 from model.train.weight_average import WeightAverage
 
 STATE_FILE = "train_state.pt"
+HISTORY_FILE = "history.json"
 
 
 @dataclass(frozen=True)
@@ -371,7 +372,7 @@ class Trainer:
 
     def _write_history(self) -> None:
         payload = {"history": [asdict(h) for h in self.history], "options": asdict(self.options)}
-        (self.out_dir / "history.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        (self.out_dir / HISTORY_FILE).write_text(json.dumps(payload, indent=2), encoding="utf-8")
 
 
 def prepare_trainer(

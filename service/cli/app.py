@@ -8,7 +8,7 @@ import typer
 from service import __version__
 from service.cli.average import average
 from service.cli.data import recombine, synth, validate_data
-from service.cli.train import train
+from service.cli.train import start_for, train
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -171,7 +171,7 @@ def pretrain(
     OUT/pages.jsonl --out OUT."""
     from model.nn.network import use_threads
     from model.pretrain.data import read_pages
-    from model.pretrain.loop import PretrainOptions, config_for, run_pretraining
+    from model.pretrain.loop import PretrainOptions, run_pretraining
     from service.cli.progress import TrainingProgress
     from service.settings import get_settings
     from service.threads import torch_threads
@@ -180,10 +180,7 @@ def pretrain(
     pages_file = _pretraining_corpus(images, out, settings)
     if steps == 0:
         return
-    try:
-        config = config_for(size, init)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--size") from exc
+    config = start_for(init, size).config
     options = PretrainOptions(
         steps=steps,
         batch_size=batch_size,
@@ -198,8 +195,8 @@ def pretrain(
         tim_weight=tim_weight,
     )
     use_threads(torch_threads(settings.train_threads))
-    with TrainingProgress() as progress:
-        records = run_pretraining(read_pages(pages_file), out, out, options, config, resume, progress.update)
+    with TrainingProgress() as bar:
+        records = run_pretraining(read_pages(pages_file), out, out, options, config, resume, bar.progress)
     last = records[-1] if records else {}
     losses = ", ".join(f"{k} {last[k]:.4f}" for k in ("mvlm", "tia", "tim") if k in last)
     typer.echo(f"pre-trained encoder in {out / 'model'} (last losses: {losses})")

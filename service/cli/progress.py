@@ -1,6 +1,8 @@
 """A terminal progress bar for long CLI runs (training), with loss and validation F1."""
 
+from collections.abc import Sequence
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.progress import (
     BarColumn,
@@ -11,9 +13,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+if TYPE_CHECKING:
+    from model.train.trainer import EpochRecord
+
 
 class TrainingProgress:
-    """Context manager whose `update` takes the trainer's progress events."""
+    """Context manager observing a training (`model.train.fine_tune.TrainingObserver`): `progress` takes the
+    trainer's (or the pre-training loop's) progress events, `phase` starts the bar again."""
 
     def __init__(self) -> None:
         self._progress = Progress(
@@ -37,7 +43,14 @@ class TrainingProgress:
     ) -> None:
         self._progress.stop()
 
-    def update(self, event: dict[str, float]) -> None:
+    def phase(self, name: str) -> None:
+        self._progress.reset(self._task, total=None, epoch=0, loss=float("nan"), val_f1=float("nan"))
+
+    def resumed(self, history: "Sequence[EpochRecord]") -> None:
+        if history:
+            self._progress.console.log(f"resuming after epoch {history[-1].epoch}")
+
+    def progress(self, event: dict[str, float]) -> None:
         fields = {k: event[k] for k in ("epoch", "loss") if k in event}
         if "val_f1" in event:
             fields["val_f1"] = event["val_f1"]

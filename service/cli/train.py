@@ -8,28 +8,32 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from service.cli.progress import TrainingProgress
 from service.jobs.training import MAX_RECOMBINED_COPIES
 
 if TYPE_CHECKING:
-    from model.config import ModelConfig
+    from model.artifact import InputOptions
     from model.funsd import Document
-    from model.train.trainer import TrainOptions
-
-PRETRAIN_FOLDER = "pretrain"  # OUT/pretrain/best: the recombined pre-training, where fine-tuning starts
+    from model.train.start import StartPoint
 
 
-def config_for(size: str, init: str) -> "ModelConfig":
-    from model.artifact import ArtifactMeta
-    from model.config import base_config, minilm_config, tiny_config
+def start_for(init: str, size: str) -> "StartPoint":
+    """`--init` and `--size` resolved (`model.train.start`); a start that cannot be is a usage error."""
+    from model.train.start import FRESH_STARTS, resolve_start
 
-    if init not in ("minilm", "random"):
-        return ArtifactMeta.load(Path(init)).config
-    presets = {"minilm": minilm_config, "base": base_config, "tiny": tiny_config}
-    if size not in presets:
-        raise typer.BadParameter(f"size must be one of {sorted(presets)}")
-    if size != "minilm" and init == "minilm":
-        raise typer.BadParameter("only the minilm size can start from MiniLM; use --init random")
-    return presets[size]()
+    try:
+        return resolve_start(init, size)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--size" if init in FRESH_STARTS else "--init") from exc
+
+
+def chosen_inputs(own: "InputOptions", word_order: str | None, box_level: str | None) -> "InputOptions":
+    """The start's own input options (its weights learned with them), but for those given on the command
+    line."""
+    if word_order not in (None, "reading", "annotation") or box_level not in (None, "word", "line"):
+        raise typer.BadParameter("word-order must be reading|annotation and box-level word|line")
+    given = {"word_order": word_order, "box_level": box_level}
+    return replace(own, **{name: value for name, value in given.items() if value is not None})
 
 
 def parse_pairs(text: str | None) -> tuple[tuple[str, str], ...] | None:
@@ -51,31 +55,33 @@ def read_training_data(data: Path) -> "list[Document]":
         raise typer.Exit(code=1) from exc
 
 
-def recombined_start(
-    documents: "list[Document]",
-    copies: int,
-    options: "TrainOptions",
-    config: "ModelConfig",
-    tokenizer: Path,
-    out: Path,
-    resume: bool,
-) -> "TrainOptions":
-    """`options` starting from one pass over `copies` recombined copies of the held-in forms, written to
-    OUT/pretrain (kept and reused by `--resume`)."""
-    from model.pretrain.recombined import finished_pretraining, pretrain_on_pages, recombined_pages
-    from service.cli.progress import TrainingProgress
+class TrainReport(TrainingProgress):
+    """The progress bar, saying where `docextract train --recombined-copies` pre-trains and where its
+    fine-tuning starts."""
 
-    folder = out / PRETRAIN_FOLDER
-    earlier = finished_pretraining(folder) if resume else None
-    if earlier is not None:
-        typer.echo(f"resuming: fine-tuning starts from the earlier pre-training in {earlier}")
-        return replace(options, init=str(earlier))
-    pages = recombined_pages(documents, copies, options)
-    typer.echo(f"pre-training for one pass over {len(pages)} recombined pages ({copies} copies)")
-    with TrainingProgress() as progress:
-        start = pretrain_on_pages(pages, options, config, tokenizer, folder, on_progress=progress.update)
-    typer.echo(f"pre-trained model in {start}; fine-tuning from it")
-    return replace(options, init=str(start))
+    def __init__(self, out: Path, copies: int) -> None:
+        from model.train.fine_tune import PRETRAIN_FOLDER
+
+        super().__init__()
+        self.folder, self.copies = out / PRETRAIN_FOLDER, copies
+        self.current = ""
+        self.announced = False
+
+    def phase(self, name: str) -> None:
+        if name == "fine-tuning" and self.copies:
+            if self.current == "pretraining":
+                typer.echo(f"pre-trained model in {self.folder}; fine-tuning from it")
+            else:
+                typer.echo(f"resuming: fine-tuning starts from the earlier pre-training in {self.folder}")
+        self.current = name
+        super().phase(name)
+
+    def progress(self, event: dict[str, float]) -> None:
+        if self.current == "pretraining" and "to_prepare" in event and not self.announced:
+            pages = int(event["to_prepare"])
+            typer.echo(f"pre-training for one pass over {pages} recombined pages ({self.copies} copies)")
+            self.announced = True
+        super().progress(event)
 
 
 def train(
@@ -105,8 +111,17 @@ def train(
     size: Annotated[
         str, typer.Option(help="Model size: minilm, base or tiny (with --init random).")
     ] = "minilm",
-    word_order: Annotated[str, typer.Option(help="'reading' (as OCR gives) or 'annotation'.")] = "reading",
-    box_level: Annotated[str, typer.Option(help="'word' or 'line' boxes.")] = "word",
+    word_order: Annotated[
+        str | None,
+        typer.Option(
+            help="'reading' (as OCR gives) or 'annotation'. Default: the start's own (a model folder's, "
+            "else reading)."
+        ),
+    ] = None,
+    box_level: Annotated[
+        str | None,
+        typer.Option(help="'word' or 'line' boxes. Default: the start's own (a model folder's, else word)."),
+    ] = None,
     no_visual: Annotated[bool, typer.Option(help="Ablation: no visual tokens.")] = False,
     no_spatial_bias: Annotated[bool, typer.Option(help="Ablation: no spatial-aware attention bias.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last if present.")] = False,
@@ -130,16 +145,12 @@ def train(
     ] = 0,
 ) -> None:
     """Fine-tune the entity tagger on FUNSD-format data; the best validation epoch goes to OUT/best."""
-    from model.artifact import InputOptions
-    from model.train.minilm import minilm_tokenizer_path
-    from model.train.trainer import TrainOptions, prepare_trainer
-    from service.cli.progress import TrainingProgress
+    from model.train.fine_tune import fine_tune, history_of
+    from model.train.trainer import TrainOptions
 
-    if word_order not in ("reading", "annotation") or box_level not in ("word", "line"):
-        raise typer.BadParameter("word-order must be reading|annotation and box-level word|line")
-    config = config_for(size, init).with_changes(
-        use_visual=not no_visual, use_spatial_bias=not no_spatial_bias
-    )
+    start = start_for(init, size)
+    config = start.config.with_changes(use_visual=not no_visual, use_spatial_bias=not no_spatial_bias)
+    start = replace(start, config=config, inputs=chosen_inputs(start.inputs, word_order, box_level))
     options = TrainOptions(
         epochs=epochs,
         batch_size=batch_size,
@@ -149,22 +160,12 @@ def train(
         validation_fraction=validation_fraction,
         split_seed=split_seed,
         budget_seconds=budget_minutes * 60 if budget_minutes else None,
-        init=init,
-        inputs=InputOptions(word_order=word_order, box_level=box_level),
         relations=relations,
         relation_pairs=parse_pairs(relation_pairs),
         bf16=bf16,
     )
     documents = read_training_data(data)
-    tokenizer = Path(init) / "tokenizer.json" if init not in ("minilm", "random") else minilm_tokenizer_path()
-    if recombined_copies:
-        options = recombined_start(documents, recombined_copies, options, config, tokenizer, out, resume)
-    with TrainingProgress() as progress:
-        trainer = prepare_trainer(documents, out, options, config, tokenizer, on_progress=progress.update)
-        start = trainer.resume() if resume else 0
-        history = trainer.run(start)
-    best = max(history, key=lambda h: h.val_f1, default=None)
-    if best is not None:
-        typer.echo(
-            f"best validation entity F1 {best.val_f1:.4f} at epoch {best.epoch}; model in {out / 'best'}"
-        )
+    with TrainReport(out, recombined_copies) as report:
+        best_model = fine_tune(documents, start, options, out, report, recombined_copies, resume)
+    best = max(history_of(out), key=lambda h: h.val_f1)
+    typer.echo(f"best validation entity F1 {best.val_f1:.4f} at epoch {best.epoch}; model in {best_model}")

@@ -11,7 +11,10 @@ The child reads the unpacked dataset (phase `preparing`), fine-tunes from the ru
 a trained model id, or `minilm`) - first pre-training on recombined copies of the training forms when the
 run asks for them (`pretraining`) - writing progress and per-epoch metrics (fine-tuning epochs only) to the
 store (`fine-tuning`), exports the best epoch to ONNX (`exporting`), registers it as a new model and marks
-the run succeeded with the model's id (`finished`), or failed with the error and the end of its log.
+the run succeeded with the model's id (`finished`), or failed with the error and the end of its log. Its
+work folder (`work_dir`, also its working directory) holds the fine-tuning (`best/`, `last/`, `history.json`;
+`model.train.fine_tune`), its pre-training (`pretrain/`), the exported model (`serving/`) and its log: a
+later attempt goes on from there.
 """
 
 import os
@@ -22,7 +25,6 @@ import threading
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +34,8 @@ from service.store import TERMINAL, Store, now_iso
 from service.threads import cpu_threads, python_child_environment, torch_threads
 
 if TYPE_CHECKING:
-    from model.artifact import InputOptions
-    from model.config import ModelConfig
-    from model.funsd import Document
-    from model.train.trainer import EpochRecord, TrainOptions
+    from model.train.start import StartPoint
+    from model.train.trainer import EpochRecord
 
 PROGRESS_EVERY_S = 0.5
 MAX_RECOMBINED_COPIES = 200  # per training form: `recombined_copies` (API) and `--recombined-copies` (CLI)
@@ -107,45 +107,46 @@ def epoch_metrics(
 
 
 class ProgressReporter:
-    """Trainer progress events -> the run's `progress` (throttled, with the time of the last write) and
-    `metrics` (every fine-tuning epoch's end; a pre-training epoch's validation is on recombined pages and
-    says nothing about the user's forms)."""
+    """The fine-tuning's observer (`model.train.fine_tune.TrainingObserver`): phases and trainer progress
+    events -> the run's `progress` (throttled, with the time of the last write) and `metrics` (every
+    fine-tuning epoch's end; a pre-training epoch's validation is on recombined pages and says nothing about
+    the user's forms)."""
 
     def __init__(self, store: Store, run_id: str) -> None:
         self.store, self.run_id = store, run_id
-        self.progress: dict[str, Any] = new_progress("preparing")
+        self.state: dict[str, Any] = new_progress("preparing")
         self.metrics: list[dict[str, Any]] = []
         self.last = 0.0
 
-    def start_phase(self, phase: str) -> None:
-        self.progress = new_progress(phase)
+    def phase(self, name: str) -> None:
+        self.state = new_progress(name)
         self._write(None)
 
-    def resumed_from(self, history: "Sequence[EpochRecord]") -> None:
+    def resumed(self, history: "Sequence[EpochRecord]") -> None:
         """Fine-tuning goes on after the epochs an earlier attempt finished (their checkpoint's history);
         their metrics are the run's first (an empty history: from the start)."""
         self.metrics = [epoch_metrics(h.epoch, h.loss, h.val_f1, h.val_relation_f1) for h in history]
         if history:
-            self.progress |= {"epoch": history[-1].epoch, "resumed_from_epoch": history[-1].epoch}
+            self.state |= {"epoch": history[-1].epoch, "resumed_from_epoch": history[-1].epoch}
         self._write(self.metrics)
 
     def continue_as(self, phase: str) -> None:
         """The next phase, keeping the counts of the last (a finished run shows its fine-tuning's steps)."""
-        self.progress["phase"] = phase
+        self.state["phase"] = phase
         self._write(None)
 
     def _write(self, metrics: list[dict[str, Any]] | None) -> None:
-        self.progress["updated"] = now_iso()
-        self.store.update_run(self.run_id, self.progress, metrics)
+        self.state["updated"] = now_iso()
+        self.store.update_run(self.run_id, self.state, metrics)
         self.last = time.monotonic()
 
-    def __call__(self, event: dict[str, float]) -> None:
-        self.progress["epoch"] = int(event.get("epoch", self.progress["epoch"]))
+    def progress(self, event: dict[str, float]) -> None:
+        self.state["epoch"] = int(event.get("epoch", self.state["epoch"]))
         for name, total in (("prepared", "to_prepare"), ("step", "total_steps")):
             if name in event:
-                self.progress[name], self.progress[total] = int(event[name]), int(event[total])
+                self.state[name], self.state[total] = int(event[name]), int(event[total])
         if "val_f1" in event:  # an epoch's end: always written
-            if self.progress["phase"] == "fine-tuning":
+            if self.state["phase"] == "fine-tuning":
                 relation = event.get("val_relation_f1", event.get("relation_f1"))
                 self.metrics.append(
                     epoch_metrics(int(event["epoch"]), event.get("loss"), event["val_f1"], relation)
@@ -155,46 +156,22 @@ class ProgressReporter:
             self._write(None)
 
 
-def base_model_setup(settings: Settings, base_model: str) -> "tuple[ModelConfig, str, Path, InputOptions]":
-    """(config, trainer init, tokenizer path, input options) of a run's starting point."""
-    from model.artifact import TOKENIZER_FILE, WEIGHTS_FILE, ArtifactMeta, InputOptions
+def base_model_start(settings: Settings, base_model: str) -> "StartPoint":
+    """Where a run starts: `minilm`, or the folder of `default` or of a trained model's id."""
+    from model.train.start import resolve_start
 
     if base_model == "minilm":
-        from model.config import minilm_config
-        from model.train.minilm import minilm_tokenizer_path
-
-        return minilm_config(), "minilm", minilm_tokenizer_path(), InputOptions()
+        return resolve_start("minilm")
     if base_model == "default":
         from model.bundled import bundled_model_dir
 
-        source = settings.default_model_dir or bundled_model_dir()
+        folder = settings.default_model_dir or bundled_model_dir()
     else:
-        source = settings.data_dir / "models" / base_model
-    if not (source / WEIGHTS_FILE).is_file():
-        raise ValueError(f"model {base_model!r} has no trained weights ({WEIGHTS_FILE}) to start from")
-    meta = ArtifactMeta.load(source)
-    return meta.config, str(source), source / TOKENIZER_FILE, meta.inputs
-
-
-def recombined_pretraining(
-    documents: "list[Document]",
-    copies: int,
-    options: "TrainOptions",
-    config: "ModelConfig",
-    tokenizer: Path,
-    out: Path,
-    reporter: ProgressReporter,
-) -> str:
-    """The run's pre-training phase: one pass over `copies` recombined copies of the forms the fine-tuning
-    will train on, from the run's base model; returns the pre-trained model folder."""
-    from model.pretrain.recombined import finished_pretraining, pretrain_on_pages, recombined_pages
-
-    earlier = finished_pretraining(out)
-    if earlier is not None:
-        return str(earlier)
-    reporter.start_phase("pretraining")
-    pages = recombined_pages(documents, copies, options)
-    return str(pretrain_on_pages(pages, options, config, tokenizer, out, on_progress=reporter))
+        folder = settings.data_dir / "models" / base_model
+    try:
+        return resolve_start(str(folder))
+    except ValueError as exc:  # the run's error names the model, not where the server keeps it
+        raise ValueError(str(exc).replace(str(folder), f"model {base_model!r}")) from None
 
 
 def train_run(settings: Settings, store: Store, run_id: str) -> str:
@@ -207,7 +184,7 @@ def train_run(settings: Settings, store: Store, run_id: str) -> str:
     registered = Registry(settings).model_of_run(run_id)
     if registered is not None:  # an earlier attempt got this far before its worker died
         return registered
-    reporter.start_phase("preparing")
+    reporter.phase("preparing")
     best = fine_tuned_model(settings, store, run_id, reporter)
     reporter.continue_as("exporting")
     model_id = exported_and_registered(settings, run_id, best)
@@ -216,9 +193,10 @@ def train_run(settings: Settings, store: Store, run_id: str) -> str:
 
 
 def fine_tuned_model(settings: Settings, store: Store, run_id: str, reporter: ProgressReporter) -> Path:
-    """The best epoch's model folder of the run's fine-tuning (after its pre-training phase, if any)."""
-    from model.artifact import META_FILE
-    from model.train.trainer import TrainOptions, prepare_trainer
+    """The best epoch's model folder of the run's fine-tuning (after its pre-training phase, if any), in the
+    work folder, going on from where an earlier attempt stopped."""
+    from model.train.fine_tune import fine_tune
+    from model.train.trainer import TrainOptions
     from service.jobs.datasets import dataset_root, validate
 
     run = store.get_run(run_id)
@@ -226,26 +204,11 @@ def fine_tuned_model(settings: Settings, store: Store, run_id: str, reporter: Pr
     options = run["options"]
     folder = store.dataset_dir(run_id)
     documents = validate(dataset_root(folder), folder)
-    config, init, tokenizer, inputs = base_model_setup(settings, options["base_model"])
-    train_options = TrainOptions(
-        epochs=options["epochs"], validation_fraction=options["validation_fraction"], init=init, inputs=inputs
-    )
-    work = work_dir(settings, run_id)
+    start = base_model_start(settings, options["base_model"])
+    train_options = TrainOptions(epochs=options["epochs"], validation_fraction=options["validation_fraction"])
     copies = options.get("recombined_copies", 0)
-    if copies:
-        init = recombined_pretraining(
-            documents, copies, train_options, config, tokenizer, work / "pretrain", reporter
-        )
-        train_options = replace(train_options, init=init)
-    reporter.start_phase("fine-tuning")
-    trainer = prepare_trainer(documents, work / "out", train_options, config, tokenizer, on_progress=reporter)
-    done = trainer.resume()  # the epochs an earlier attempt finished (its checkpoint in out/last)
-    reporter.resumed_from(trainer.history)
-    trainer.run(done)
-    best = work / "out" / "best"
-    if not (best / META_FILE).is_file():
-        raise RuntimeError("training ended before any epoch finished: no model to keep")
-    return best
+    work = work_dir(settings, run_id)
+    return fine_tune(documents, start, train_options, work, reporter, copies, resume=True)
 
 
 def exported_and_registered(settings: Settings, run_id: str, best: Path) -> str:

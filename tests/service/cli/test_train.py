@@ -3,9 +3,11 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from model.artifact import InputOptions
 from model.funsd import read_dataset
+from model.train.fine_tune import PRETRAIN_FOLDER
 from service.cli.app import app
-from service.cli.train import PRETRAIN_FOLDER
+from tests.fixtures.models import untrained_model_folder
 
 runner = CliRunner()
 
@@ -52,4 +54,42 @@ def test_recombined_copies_out_of_range_are_refused_before_any_work(synthetic_da
             app, [*tiny_run(synthetic_dataset, tmp_path / "run"), "--recombined-copies", bad]
         )
         assert result.exit_code == 2 and "recombined-copies" in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_model_folder_start_keeps_its_input_options_but_for_those_given(
+    synthetic_dataset: Path, tmp_path: Path
+):
+    lines_in_annotation_order = InputOptions(word_order="annotation", box_level="line")
+    folder = untrained_model_folder(tmp_path / "start", lines_in_annotation_order)
+    common = ["train", "--data", str(synthetic_dataset), "--init", str(folder), "--epochs", "1"]
+    own = runner.invoke(app, [*common, "--out", str(tmp_path / "own")])
+    assert own.exit_code == 0, own.output
+    inputs = json.loads((tmp_path / "own" / "history.json").read_text())["options"]["inputs"]
+    assert (inputs["word_order"], inputs["box_level"]) == ("annotation", "line")
+    given = runner.invoke(app, [*common, "--out", str(tmp_path / "given"), "--word-order", "reading"])
+    assert given.exit_code == 0, given.output
+    inputs = json.loads((tmp_path / "given" / "history.json").read_text())["options"]["inputs"]
+    assert (inputs["word_order"], inputs["box_level"]) == ("reading", "line")
+
+
+def test_a_start_that_cannot_be_is_a_usage_error(synthetic_dataset: Path, tmp_path: Path):
+    wide = {"COLUMNS": "1000"}  # the error box does not wrap the message
+    for init, size, reason in (
+        (str(tmp_path), "minilm", "has no trained weights"),
+        ("minilm", "tiny", "only the minilm size"),
+    ):
+        args = [
+            "train",
+            "--data",
+            str(synthetic_dataset),
+            "--out",
+            str(tmp_path / "run"),
+            "--init",
+            init,
+            "--size",
+            size,
+        ]
+        result = runner.invoke(app, args, env=wide)
+        assert result.exit_code == 2 and reason in result.output, result.output
     assert not (tmp_path / "run").exists()
