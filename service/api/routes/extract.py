@@ -100,11 +100,12 @@ async def request_document(request: Request, limit: int) -> bytes:
     return await read_stream(request, limit)
 
 
-def run_extraction(
+def serve_extraction(
     services: Services, data: bytes, options: ExtractOptions, batching: Batching | None = None
 ) -> ExtractionResult:
-    """Blocking: resolve the model once (the request keeps that runtime to its end) and extract; with
-    `batching`, the model calls go through the process's micro-batcher for that runtime."""
+    """Blocking: one extraction as the API serves it: the model resolved once (the request keeps that
+    runtime to its end), its model calls batched with `batching` (the process's micro-batcher for that
+    runtime), the outcome counted in the metrics."""
     runtime = services.registry.use(options.model)
     options = options.model_copy(update={"model": runtime.model_id})  # type: ignore[attr-defined]
     if batching is not None:
@@ -122,7 +123,7 @@ def extraction_json(
     services: Services, data: bytes, options: ExtractOptions, batching: Batching | None = None
 ) -> bytes:
     """Blocking: the extraction of one document as the JSON bytes of its `ExtractionResult`."""
-    return run_extraction(services, data, options, batching).model_dump_json().encode()
+    return serve_extraction(services, data, options, batching).model_dump_json().encode()
 
 
 @router.post(
