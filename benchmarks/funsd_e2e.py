@@ -1,6 +1,6 @@
 """End-to-end FUNSD benchmark: the whole serving pipeline (real tesseract OCR, ONNX model) on test images.
 
-Every page goes through `service.pipeline.run_extraction` exactly as an upload would (image bytes in, JSON
+Every page goes through `service.pipeline.run_pipeline` exactly as an upload would (image bytes in, JSON
 result out), and the result is scored against the FUNSD annotation:
 
     OCR word recall   gold words found by OCR: box IoU >= 0.5 and the same normalised text (also reported
@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from model.funsd import Document, read_dataset
-from service.pipeline import STAGES, run_extraction, serving_model_dir
+from service.pipeline import STAGES, run_pipeline
+from service.registry import serving_model_dir
 from service.schemas import ExtractionResult, ExtractOptions
 from service.settings import Settings
 
@@ -198,7 +199,7 @@ def score_key_values(document: Document, result: ExtractionResult, tally: Tally)
 
 
 def run_page(document: Document, runtime: Any, settings: Settings, tally: Tally) -> None:
-    result = run_extraction(document.image_path.read_bytes(), ExtractOptions(), settings, runtime).result
+    result = run_pipeline(document.image_path.read_bytes(), ExtractOptions(), settings, runtime).result
     tally.pages += len(result.pages)
     tally.failed_pages += sum(page.status == "failed" for page in result.pages)
     for stage, value in result.timings_ms.model_dump().items():

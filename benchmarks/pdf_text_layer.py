@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 from model.runtime import Runtime
-from service.pipeline import extract_document, serving_model_dir
+from service.pipeline import extract_document
+from service.registry import serving_model_dir
 from service.schemas import ExtractOptions
 from service.settings import Settings
 

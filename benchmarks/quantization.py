@@ -21,7 +21,7 @@ from PIL import Image
 from model.funsd import Document, read_dataset
 from model.metrics import scores
 from model.runtime import PagePrediction, PageWords, Runtime
-from service.pipeline import serving_model_dir
+from service.registry import serving_model_dir
 from service.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,40 +1,29 @@
 """The extraction pipeline: upload bytes -> pages -> words -> entities -> relations -> `ExtractionResult`.
 
 `extract_document(data, options, settings, runtime)` runs every stage synchronously (the API calls it in a
-worker thread): `service.ingest.load.load_document` (format from the content), `service.ingest.ocr.ocr_pages`
-for the pages without words, the model runtime, then the result, a few pages at a time. A page whose OCR
-failed is reported with `status: failed` and its error; the other pages still succeed. Boxes are integer
-`[x0, y0, x1, y1]` pixels of the page image as returned (turned upright when OCR rotated it). Word ids are
-the words' indices on their page, in the order OCR, the PDF text layer or the JSON upload gave them.
-
-`serving_model_dir(settings, model)` finds the ONNX serving folder of a model (the bundled one by default),
-exporting it once under the data directory when only the trained weights are there.
+worker thread; `run_pipeline` also keeps the page images): `service.ingest.load.open_document` (format, page
+count and selection, read once), then a few pages at a time their decoding, `service.ingest.ocr.ocr_pages`
+for the pages without words, the model runtime and the result. A page whose OCR failed is reported with
+`status: failed` and its error; the other pages still succeed. Boxes are integer `[x0, y0, x1, y1]` pixels
+of the page image as returned (turned upright when OCR rotated it). Word ids are the words' indices on
+their page, in the order OCR, the PDF text layer or the JSON upload gave them.
 """
 
 import hashlib
-import importlib.util
 import json
 import math
-import os
-import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from PIL import Image
 
-from model.artifact import META_FILE, WEIGHTS_FILE
 from model.boxes import union_box
-from model.bundled import bundled_model_dir
-from model.onnx_meta import ONNX_META_FILE, graph_source_digest
 from model.runtime import PageWords
 from service.errors import DocumentTimeoutError
-from service.ingest.load import document_pages, load_document
+from service.ingest.load import DocumentSource, open_document
 from service.ingest.ocr import ocr_pages
 from service.ingest.page import Page
 from service.schemas import (
@@ -49,7 +38,6 @@ from service.schemas import (
     StageTimings,
 )
 from service.settings import Settings
-from service.threads import cpu_threads, python_child_environment
 
 STAGES = ("decode", "ocr", "model", "postprocess")
 PAGES_PER_CHUNK = 8  # pages decoded, OCRed and run through the model together
@@ -254,35 +242,47 @@ def check_deadline(clock: StageClock, settings: Settings, pages_done: int) -> No
         )
 
 
-def run_extraction(
+def pages_per_chunk(source: DocumentSource) -> int:
+    """How many pages go through the stages together: `PAGES_PER_CHUNK`, or every page of JSON pages (all
+    validated up front; their images are rare)."""
+    return len(source.indices) if source.format == "json" else PAGES_PER_CHUNK
+
+
+def run_chunk(
+    source: DocumentSource, chunk: Sequence[int], settings: Settings, runtime: RuntimeLike, clock: StageClock
+) -> tuple[list[Page], list[PageResult]]:
+    """Pages `chunk` of the source through decode, OCR, model and postprocess: the pages and their results."""
+    with clock("decode"):
+        pages = source.load(chunk)
+    with clock("ocr"):
+        pages = ocr_pages(pages, settings)
+    with clock("model"):
+        predictions = predict(runtime, pages)
+    with clock("postprocess"):
+        results = [page_result(page, prediction) for page, prediction in zip(pages, predictions, strict=True)]
+    return pages, results
+
+
+def run_pipeline(
     data: bytes, options: ExtractOptions, settings: Settings, runtime: RuntimeLike, keep_images: bool = True
 ) -> Extraction:
     """Every stage, timed; the result plus (with `keep_images`) the page images for overlays.
 
-    A long PDF or TIFF goes through `PAGES_PER_CHUNK` pages at a time (decode, OCR, model), so that only
-    that many page images are in memory at once: 100 colour pages at 300 dpi would otherwise hold 2.5 GB."""
+    The upload's format, page count and selection are read once (`open_document`); a long PDF or TIFF then
+    goes through `PAGES_PER_CHUNK` pages at a time (decode, OCR, model), so that only that many page images
+    are in memory at once: 100 colour pages at 300 dpi would otherwise hold 2.5 GB."""
     clock = StageClock()
     info = model_info(runtime)
     check_model(options, info)
     settings = effective_settings(settings, options)
     with clock("decode"):
-        fmt, indices = document_pages(data, settings, options.pages)
-    size = len(indices) if fmt == "json" else PAGES_PER_CHUNK  # JSON pages: parsed once, images are rare
+        source = open_document(data, settings, options.pages)
     results: list[PageResult] = []
     images: list[Image.Image | None] = []
-    for start in range(0, len(indices), size):
-        check_deadline(clock, settings, start)
-        chunk = ",".join(str(index + 1) for index in indices[start : start + size])
-        with clock("decode"):
-            pages = load_document(data, settings, chunk)
-        with clock("ocr"):
-            pages = ocr_pages(pages, settings)
-        with clock("model"):
-            predictions = predict(runtime, pages)
-        with clock("postprocess"):
-            results += [
-                page_result(page, prediction) for page, prediction in zip(pages, predictions, strict=True)
-            ]
+    for chunk in source.chunks(pages_per_chunk(source)):
+        check_deadline(clock, settings, len(results))
+        pages, chunk_results = run_chunk(source, chunk, settings, runtime, clock)
+        results += chunk_results
         images += [page.image if keep_images else None for page in pages]
     with clock("postprocess"):
         pairs = [pair for result in results for pair in key_values(result)]
@@ -304,58 +304,4 @@ def extract_document(
     Raises `service.errors.DocumentError` subclasses for uploads that cannot be read; per-page OCR
     failures are reported in the result instead.
     """
-    return run_extraction(data, options, settings, runtime, keep_images=False).result
-
-
-def model_fingerprint(model_dir: Path) -> str:
-    """Short hash of a model folder's metadata and weights and of the code that exports them: names its
-    exported copy, so an upgrade that changes the graph code exports again instead of reusing a stale copy."""
-    digest = hashlib.sha256(graph_source_digest().encode())
-    for name in (META_FILE, WEIGHTS_FILE):
-        with (model_dir / name).open("rb") as stream:
-            for chunk in iter(lambda: stream.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()[:12]
-
-
-def export_serving_folder(model_dir: Path, target: Path, threads: int) -> None:
-    """Export a trained model folder to an ONNX serving folder (needs the `train` extra), atomically, in a
-    child process with `threads` torch threads."""
-    if importlib.util.find_spec("torch") is None:
-        raise RuntimeError(
-            f"{model_dir} holds trained weights only; exporting them to ONNX needs the train extra "
-            "(torch, onnx): install it, or pass a folder exported with `docextract export`"
-        )
-    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    # a child process: this (serving) process never imports torch
-    command = [sys.executable, "-m", "model.train.export", str(model_dir), str(partial)]
-    env = python_child_environment(threads)
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise RuntimeError(f"exporting {model_dir} to ONNX failed: {done.stderr.strip()[-2000:]}")
-    try:
-        partial.rename(target)
-    except OSError:  # another process finished the same export first
-        shutil.rmtree(partial, ignore_errors=True)
-
-
-def serving_model_dir(settings: Settings, model: Path | None = None) -> Path:
-    """The ONNX serving folder of `model` (default: the bundled model).
-
-    A folder with `onnx.json` is used as is. A trained model folder (`config.json`, `model.safetensors`)
-    is exported once to `DATA_DIR/models/NAME-FINGERPRINT` and that copy is reused while the weights stay
-    the same. FileNotFoundError when there is no model; RuntimeError when an export is needed but torch is
-    not installed.
-    """
-    source = Path(model) if model is not None else bundled_model_dir()
-    if (source / ONNX_META_FILE).is_file():
-        return source
-    if not (source / META_FILE).is_file() or not (source / WEIGHTS_FILE).is_file():
-        raise FileNotFoundError(f"{source} is not a model folder: it has neither onnx.json nor {META_FILE}")
-    target = settings.data_dir / "models" / f"{source.resolve().name}-{model_fingerprint(source)}"
-    if not (target / ONNX_META_FILE).is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        export_serving_folder(source, target, cpu_threads(settings.train_threads))
-    return target
+    return run_pipeline(data, options, settings, runtime, keep_images=False).result

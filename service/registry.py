@@ -1,7 +1,11 @@
-"""The model registry: the built-in `default` model plus trained models under `DATA_DIR/models/<id>/`.
+"""Models on disk: the registry (the built-in `default` model plus trained models under
+`DATA_DIR/models/<id>/`) and the ONNX serving folders of model folders.
+
+`serving_model_dir(settings, model)` finds the ONNX serving folder of a model folder (the bundled one by
+default), exporting it once to `DATA_DIR/models/NAME-FINGERPRINT` when only the trained weights are there.
 
 A registered model is an ONNX serving folder (see `model.onnx_meta`) with a `registry.json` beside it (id,
-created, source training run); folders without it (e.g. the pipeline's export cache) are not models of the
+created, source training run); folders without it (e.g. those exported copies) are not models of the
 registry. The active model's id is in `DATA_DIR/models/active.json`, replaced atomically by `activate`,
 so every process sharing the data directory (API, workers) sees the same active model.
 
@@ -12,9 +16,13 @@ loaded once per process and cached (the active model and the most recently used 
 
 import contextlib
 import hashlib
+import importlib.util
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 import threading
 import uuid
 from collections import OrderedDict
@@ -23,11 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from model.onnx_meta import ONNX_META_FILE, OnnxMeta
+from model.artifact import META_FILE, WEIGHTS_FILE
+from model.bundled import bundled_model_dir
+from model.onnx_meta import ONNX_META_FILE, OnnxMeta, graph_source_digest
 from model.runtime import Runtime
 from service.errors import ModelInUseError, ModelLoadError, ModelNotFoundError, NotReadyError
 from service.settings import Settings
 from service.store import now_iso, write_atomic
+from service.threads import cpu_threads, python_child_environment
 
 DEFAULT_ID = "default"
 TRAINED_ID_FORM = r"mdl_[0-9a-f]{16}"  # a trained model's id: also its folder name under models/
@@ -41,16 +52,66 @@ Loader = Callable[[Path, Settings], Runtime]
 
 
 def load_runtime(path: Path, settings: Settings) -> Runtime:
-    import os
-
     threads = settings.model_threads or os.cpu_count() or 1
     return Runtime.load(path, settings.model_variant, threads, relation_threshold=settings.relation_threshold)
 
 
-def default_model_path(settings: Settings) -> Path:
-    """The serving folder of the `default` model (may export the bundled weights once; see pipeline)."""
-    from service.pipeline import serving_model_dir
+def model_fingerprint(model_dir: Path) -> str:
+    """Short hash of a model folder's metadata and weights and of the code that exports them: names its
+    exported copy, so an upgrade that changes the graph code exports again instead of reusing a stale copy."""
+    digest = hashlib.sha256(graph_source_digest().encode())
+    for name in (META_FILE, WEIGHTS_FILE):
+        with (model_dir / name).open("rb") as stream:
+            for chunk in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()[:12]
 
+
+def export_serving_folder(model_dir: Path, target: Path, threads: int) -> None:
+    """Export a trained model folder to an ONNX serving folder (needs the `train` extra), atomically, in a
+    child process with `threads` torch threads."""
+    if importlib.util.find_spec("torch") is None:
+        raise RuntimeError(
+            f"{model_dir} holds trained weights only; exporting them to ONNX needs the train extra "
+            "(torch, onnx): install it, or pass a folder exported with `docextract export`"
+        )
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    # a child process: this (serving) process never imports torch
+    command = [sys.executable, "-m", "model.train.export", str(model_dir), str(partial)]
+    env = python_child_environment(threads)
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise RuntimeError(f"exporting {model_dir} to ONNX failed: {done.stderr.strip()[-2000:]}")
+    try:
+        partial.rename(target)
+    except OSError:  # another process finished the same export first
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def serving_model_dir(settings: Settings, model: Path | None = None) -> Path:
+    """The ONNX serving folder of `model` (default: the bundled model).
+
+    A folder with `onnx.json` is used as is. A trained model folder (`config.json`, `model.safetensors`)
+    is exported once to `DATA_DIR/models/NAME-FINGERPRINT` and that copy is reused while the weights stay
+    the same. FileNotFoundError when there is no model; RuntimeError when an export is needed but torch is
+    not installed.
+    """
+    source = Path(model) if model is not None else bundled_model_dir()
+    if (source / ONNX_META_FILE).is_file():
+        return source
+    if not (source / META_FILE).is_file() or not (source / WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(f"{source} is not a model folder: it has neither onnx.json nor {META_FILE}")
+    target = settings.data_dir / "models" / f"{source.resolve().name}-{model_fingerprint(source)}"
+    if not (target / ONNX_META_FILE).is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        export_serving_folder(source, target, cpu_threads(settings.train_threads))
+    return target
+
+
+def default_model_path(settings: Settings) -> Path:
+    """The serving folder of the `default` model (may export the bundled weights once)."""
     return serving_model_dir(settings, settings.default_model_dir)
 
 

@@ -296,7 +296,8 @@ def extract(
 
     from model.runtime import Runtime
     from service.errors import DocumentError
-    from service.pipeline import run_extraction, serving_model_dir
+    from service.pipeline import run_pipeline
+    from service.registry import serving_model_dir
     from service.schemas import ExtractOptions
     from service.settings import get_settings
 
@@ -310,7 +311,7 @@ def extract(
             variant=variant,  # type: ignore[arg-type]
             relation_threshold=settings.relation_threshold,
         )
-        extraction = run_extraction(file.read_bytes(), options, settings, runtime)
+        extraction = run_pipeline(file.read_bytes(), options, settings, runtime)
     except (DocumentError, ValidationError, FileNotFoundError, RuntimeError, ValueError) as exc:
         typer.echo(f"error: {getattr(exc, 'detail', exc)}", err=True)
         raise typer.Exit(code=1) from exc

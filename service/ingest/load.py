@@ -1,31 +1,30 @@
-"""Upload bytes -> pages: `load_document(data, settings, pages_selection)`.
+"""Upload bytes -> pages: `open_document(data, settings, pages_selection)` reads the format, the page count
+and the selection once (a `DocumentSource`) and loads pages by index; `load_document` loads them all.
 
 The format comes from the content (magic bytes), never from a file name or a declared content type: PDF
 (`service.ingest.pdf`), PNG, JPEG, TIFF (each frame a page), BMP, WebP, and already-recognised JSON pages
-(`{"pages": [...]}`, see `JsonDocument`). Images are turned upright by their EXIF orientation and
-normalised to mode L or RGB. Limits (bytes, pages, pixels per page) come from `Settings`; every bad input
-raises a `service.errors.DocumentError` subclass and nothing else.
+(`{"pages": [...]}`, see `JsonDocument`); images are decoded by `service.ingest.images`. Each format has
+its reader (`READERS`), chosen once per upload. Limits (bytes, pages, pixels per page)
+come from `Settings`; every bad input raises a `service.errors.DocumentError` subclass and nothing else.
 """
 
 import base64
 import binascii
-from io import BytesIO
-from typing import Literal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
-import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from model.boxes import is_valid_box
 from service.errors import (
-    CorruptFileError,
     EmptyFileError,
     InvalidPagesJsonError,
-    TooManyPagesError,
-    TooManyPixelsError,
     UnsupportedFormatError,
 )
-from service.ingest import image_headers, pdf
+from service.ingest import pdf
+from service.ingest.images import IMAGE_FORMATS, ImageReader, decode_image, image_format
 from service.ingest.page import (
     Page,
     Word,
@@ -35,7 +34,6 @@ from service.ingest.page import (
     check_upload_bytes,
 )
 from service.ingest.selection import (
-    last_selected_page,
     parse_page_selection,
     resolve_page_selection,
     selected_pages,
@@ -44,6 +42,7 @@ from service.settings import Settings
 
 __all__ = [
     "DocumentFormat",
+    "DocumentSource",
     "JsonDocument",
     "Page",
     "Word",
@@ -51,12 +50,12 @@ __all__ = [
     "decode_image",
     "detect_format",
     "load_document",
+    "open_document",
     "parse_page_selection",
     "resolve_page_selection",
 ]
 
 DocumentFormat = Literal["pdf", "png", "jpeg", "tiff", "bmp", "webp", "json"]
-IMAGE_FORMATS: dict[str, str] = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF", "bmp": "BMP", "webp": "WEBP"}
 SUPPORTED = "PDF, PNG, JPEG, TIFF, BMP, WebP or JSON pages"
 # Formats we recognise but do not read, so the error can say what the upload really is.
 KNOWN_UNSUPPORTED: tuple[tuple[bytes, str], ...] = (
@@ -68,26 +67,6 @@ KNOWN_UNSUPPORTED: tuple[tuple[bytes, str], ...] = (
     (b"\x00\x00\x00\x0cjP  ", "a JPEG 2000 image"),
     (b"{\\rtf", "an RTF document"),
 )
-BMP_HEADER_SIZES = frozenset({12, 40, 52, 56, 64, 108, 124})
-# The most TIFF frames counted for a selection of pages past the page limit: Pillow's seek to frame n costs
-# n^2 steps (2,000 frames: about 0.1 s).
-MAX_TIFF_FRAMES = 2_000
-
-
-def _is_bmp(data: bytes) -> bool:
-    return data[:2] == b"BM" and len(data) >= 18 and int.from_bytes(data[14:18], "little") in BMP_HEADER_SIZES
-
-
-def _image_format(data: bytes) -> DocumentFormat | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return "tiff"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return "bmp" if _is_bmp(data) else None
 
 
 def detect_format(data: bytes) -> DocumentFormat:
@@ -95,7 +74,7 @@ def detect_format(data: bytes) -> DocumentFormat:
     head = data[:1024]
     if not head.strip():
         raise EmptyFileError("the upload is empty")
-    found = _image_format(data)  # signatures at offset 0 first: an image or JSON may quote "%PDF-"
+    found = image_format(data)  # signatures at offset 0 first: an image or JSON may quote "%PDF-"
     if found is not None:
         return found
     if head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1] in (b"{", b"["):
@@ -104,92 +83,6 @@ def detect_format(data: bytes) -> DocumentFormat:
         return "pdf"
     what = next((name for magic, name in KNOWN_UNSUPPORTED if head.startswith(magic)), "not a format we read")
     raise UnsupportedFormatError(f"the upload is {what}; send {SUPPORTED}")
-
-
-def _to_8bit(image: Image.Image) -> Image.Image:
-    values = np.asarray(image, dtype=np.float64)
-    if image.mode.startswith("I;16"):
-        values = values / 257.0
-    return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), mode="L")
-
-
-def normalise_mode(image: Image.Image) -> Image.Image:
-    """Any PIL mode -> L or RGB; transparent pixels become white."""
-    if image.mode in ("L", "RGB"):
-        return image
-    if image.mode.startswith("I") or image.mode == "F":
-        return _to_8bit(image)
-    if image.mode == "1":
-        return image.convert("L")
-    if image.mode in ("P", "PA", "LA", "La", "RGBa"):
-        image = image.convert("RGBA")
-    if image.mode == "RGBA":
-        background = Image.new("RGB", image.size, (255, 255, 255))
-        background.paste(image, mask=image.getchannel("A"))
-        return background
-    return image.convert("RGB")
-
-
-def _open(data: bytes, fmt: str, settings: Settings) -> Image.Image:
-    """Open lazily (header only): too-big images are refused before any pixel is decoded, and images with
-    more structure than any scan has before Pillow walks it (`service.ingest.image_headers`)."""
-    image_headers.check_header(data, fmt)
-    try:
-        image = Image.open(BytesIO(data), formats=[IMAGE_FORMATS[fmt]])
-    except Image.DecompressionBombError as exc:
-        raise TooManyPixelsError(f"the image is too large to decode safely: {exc}") from exc
-    except Exception as exc:  # PIL plugins raise many types on bad headers
-        raise CorruptFileError(f"the {fmt.upper()} image cannot be read: {exc}") from exc
-    check_page_pixels(image.width, image.height, settings, "the image")
-    return image
-
-
-def _frame(image: Image.Image, index: int, settings: Settings) -> Image.Image:
-    """Frame `index` decoded, upright (EXIF orientation) and in mode L or RGB."""
-    try:
-        image.seek(index)
-    except Exception as exc:
-        raise CorruptFileError(f"page {index + 1} of the image cannot be read: {exc}") from exc
-    check_page_pixels(image.width, image.height, settings, f"page {index + 1}")
-    try:
-        image.load()
-        return normalise_mode(ImageOps.exif_transpose(image))
-    except Exception as exc:  # truncated data, bad compression, broken EXIF ...
-        raise CorruptFileError(f"page {index + 1} of the image cannot be decoded: {exc}") from exc
-
-
-def _page_count(data: bytes, fmt: str, settings: Settings, selection: str | None) -> int:
-    """The pages of an image: 1, or a TIFF's frames, counted only as far as the selection needs: to the page
-    limit (a TIFF with more frames is refused unless pages are selected), or to the last selected page when
-    that is later, but never past MAX_TIFF_FRAMES. A count over what was needed is a lower bound."""
-    if fmt != "tiff":
-        return 1
-    last = last_selected_page(selection)
-    needed = settings.max_pages if last is None else max(settings.max_pages, min(last, MAX_TIFF_FRAMES))
-    count = image_headers.tiff_frame_count(data, needed)
-    if count <= needed:
-        return count
-    if last is None:
-        raise TooManyPagesError(
-            f"the document has more than {needed} pages, the limit is {needed}; select fewer pages"
-        )
-    if last > needed:
-        raise TooManyPagesError(f"the TIFF has more than {needed} pages: pages after {needed} cannot be read")
-    return count
-
-
-def decode_image(data: bytes, fmt: str, settings: Settings) -> Image.Image:
-    """The first page of an image file, decoded under the settings' limits (used for JSON pages too)."""
-    with _open(data, fmt, settings) as image:
-        return _frame(image, 0, settings)
-
-
-def _load_image(data: bytes, fmt: str, settings: Settings, selection: str | None) -> list[Page]:
-    with _open(data, fmt, settings) as image:
-        indices = resolve_page_selection(selection, _page_count(data, fmt, settings, selection))
-        check_page_count(len(indices), settings)
-        frames = [(index, _frame(image, index, settings)) for index in indices]
-    return [Page(index, frame, frame.width, frame.height, None, "image") for index, frame in frames]
 
 
 class JsonWord(BaseModel):
@@ -252,7 +145,7 @@ def _json_image(page: JsonPage, number: int, settings: Settings) -> Image.Image 
         data = base64.b64decode(page.image, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise InvalidPagesJsonError(f"page {number}: image is not valid base64: {exc}") from exc
-    fmt = _image_format(data)
+    fmt = image_format(data)
     if fmt not in ("png", "jpeg"):
         raise InvalidPagesJsonError(f"page {number}: image must be a base64 PNG or JPEG")
     image = decode_image(data, fmt, settings)
@@ -278,57 +171,114 @@ def _parse_json(data: bytes) -> JsonDocument:
         raise InvalidPagesJsonError(_validation_detail(exc)) from exc
 
 
-def _load_json(data: bytes, settings: Settings, selection: str | None) -> list[Page]:
-    document = _parse_json(data)
-    indices = resolve_page_selection(selection, len(document.pages))
-    check_page_count(len(indices), settings)
-    return [_json_page(index, document.pages[index], settings) for index in indices]
+# --- one reader per format, chosen once per upload ------------------------------------------------------
 
 
-def _check_size(data: bytes, settings: Settings) -> None:
+class PageReader(Protocol):
+    """The pages of an upload of one format, opened once: how many there are, and pages by 0-based index,
+    decoded (`load`) or only checked (`check`: the errors `load` gives, nothing kept)."""
+
+    page_count: int
+
+    def load(self, indices: Sequence[int]) -> list[Page]: ...
+
+    def check(self, indices: Sequence[int]) -> None: ...
+
+
+class JsonReader:
+    """JSON pages, parsed and validated once."""
+
+    def __init__(self, data: bytes, fmt: DocumentFormat, settings: Settings, selection: str | None) -> None:
+        self.document, self.settings = _parse_json(data), settings
+        self.page_count = len(self.document.pages)
+
+    def load(self, indices: Sequence[int]) -> list[Page]:
+        return [_json_page(index, self.document.pages[index], self.settings) for index in indices]
+
+    def check(self, indices: Sequence[int]) -> None:
+        """Every page validated, its embedded image decoded in full, one at a time."""
+        for index in indices:
+            _json_page(index, self.document.pages[index], self.settings)
+
+
+class PdfReader:
+    """A PDF, opened once with `pdfinfo` (page count, sizes of the first pages); pages rasterised per call."""
+
+    def __init__(self, data: bytes, fmt: DocumentFormat, settings: Settings, selection: str | None) -> None:
+        self.data, self.settings = data, settings
+        self.info = pdf.pdf_info(data, settings)
+        self.page_count = self.info.page_count
+
+    def _sized(self, indices: Sequence[int]) -> pdf.PdfInfo:
+        """The info with the sizes of `indices`, kept: pages past the first ones cost one more `pdfinfo`
+        once, not once per call."""
+        self.info = pdf.with_sizes(self.data, self.info, indices, self.settings)
+        return self.info
+
+    def load(self, indices: Sequence[int]) -> list[Page]:
+        return pdf.load_pdf_pages(self.data, self._sized(indices), indices, self.settings)
+
+    def check(self, indices: Sequence[int]) -> None:
+        """Page sizes against the pixel limit; never rasterised."""
+        pdf.check_page_sizes(self._sized(indices), indices, self.settings)
+
+
+ReaderType = Callable[[bytes, DocumentFormat, Settings, str | None], PageReader]
+READERS: dict[DocumentFormat, ReaderType] = {
+    "pdf": PdfReader,
+    "json": JsonReader,
+    **dict.fromkeys(IMAGE_FORMATS, ImageReader),
+}
+
+
+def open_reader(data: bytes, settings: Settings, selection: str | None) -> tuple[DocumentFormat, PageReader]:
+    """The format of an upload (from its content) and its reader: the one format dispatch. The upload's
+    size is checked first; `selection` tells a TIFF how far its frames need counting."""
     check_upload_bytes(len(data), settings.max_upload_bytes)
+    fmt = detect_format(data)
+    return fmt, READERS[fmt](data, fmt, settings, selection)
 
 
-def _load_pdf(data: bytes, settings: Settings, selection: str | None) -> list[Page]:
-    info = pdf.pdf_info(data, settings)
-    indices = resolve_page_selection(selection, info.page_count)
+@dataclass(frozen=True)
+class DocumentSource:
+    """An upload read once: its format and the 0-based indices of the selected pages (sorted, resolved
+    against the page count and under the page limit); `load` decodes any of them, a few at a time if need
+    be, without reading the format, the page count or the selection again."""
+
+    format: DocumentFormat
+    indices: tuple[int, ...]
+    reader: PageReader
+
+    def chunks(self, size: int) -> list[tuple[int, ...]]:
+        """The selected indices in runs of at most `size`, in document order."""
+        return [self.indices[start : start + size] for start in range(0, len(self.indices), size)]
+
+    def load(self, indices: Sequence[int] | None = None) -> list[Page]:
+        """Pages `indices` (default: every selected page), in that order; only DocumentError subclasses."""
+        return self.reader.load(self.indices if indices is None else indices)
+
+
+def open_document(data: bytes, settings: Settings, pages_selection: str | None = None) -> DocumentSource:
+    """The upload's format, page count and selected pages, from its header or page list (images are not
+    decoded, a PDF is not rasterised), with the errors `load_document` gives for them.
+
+    `pages_selection` is like `"1-3,5"` (1-based); PageSelectionError for a page beyond the end,
+    TooManyPagesError over the page limit.
+    """
+    fmt, reader = open_reader(data, settings, pages_selection)
+    indices = resolve_page_selection(pages_selection, reader.page_count)
     check_page_count(len(indices), settings)
-    return pdf.load_pdf_pages(data, pdf.with_sizes(data, info, indices, settings), indices, settings)
+    return DocumentSource(fmt, tuple(indices), reader)
 
 
 def load_document(data: bytes, settings: Settings, pages_selection: str | None = None) -> list[Page]:
     """Every selected page of an upload, in document order; raises only DocumentError subclasses.
 
-    `pages_selection` is like `"1-3,5"` (1-based). Pages from a PDF text layer or JSON carry their words;
-    the others have `words=None` and need OCR (`service.ingest.ocr.ocr_pages`).
+    Pages from a PDF text layer or JSON carry their words; the others have `words=None` and need OCR
+    (`service.ingest.ocr.ocr_pages`). A long document is better read a few pages at a time from
+    `open_document`.
     """
-    _check_size(data, settings)
-    fmt = detect_format(data)
-    if fmt == "pdf":
-        return _load_pdf(data, settings, pages_selection)
-    if fmt == "json":
-        return _load_json(data, settings, pages_selection)
-    return _load_image(data, fmt, settings, pages_selection)
-
-
-def document_pages(
-    data: bytes, settings: Settings, pages_selection: str | None = None
-) -> tuple[DocumentFormat, list[int]]:
-    """The format and the 0-based indices of the pages `load_document` returns for this selection, with
-    the same errors for the selection and the page count, from the document's header or page list (images
-    are not decoded, a PDF is not rasterised): lets a caller load a long document a few pages at a time."""
-    _check_size(data, settings)
-    fmt = detect_format(data)
-    if fmt == "pdf":
-        count = pdf.pdf_info(data, settings).page_count
-    elif fmt == "json":
-        count = len(_parse_json(data).pages)
-    else:
-        with _open(data, fmt, settings):
-            count = _page_count(data, fmt, settings, pages_selection)
-    indices = resolve_page_selection(pages_selection, count)
-    check_page_count(len(indices), settings)
-    return fmt, indices
+    return open_document(data, settings, pages_selection).load()
 
 
 def _checked_indices(selection: str | None, page_count: int, settings: Settings) -> list[int]:
@@ -340,25 +290,6 @@ def _checked_indices(selection: str | None, page_count: int, settings: Settings)
     return indices or [0]
 
 
-def _check_image(data: bytes, fmt: str, settings: Settings, selection: str | None) -> None:
-    """Decode every checked frame in full: `Image.verify()` passes truncated JPEG and TIFF data."""
-    with _open(data, fmt, settings) as image:
-        for index in _checked_indices(selection, _page_count(data, fmt, settings, selection), settings):
-            _frame(image, index, settings)
-
-
-def _check_json(data: bytes, settings: Settings, selection: str | None) -> None:
-    document = _parse_json(data)
-    for index in _checked_indices(selection, len(document.pages), settings):
-        _json_page(index, document.pages[index], settings)
-
-
-def _check_pdf(data: bytes, settings: Settings, selection: str | None) -> None:
-    info = pdf.pdf_info(data, settings)
-    indices = _checked_indices(selection, info.page_count, settings)
-    pdf.check_page_sizes(pdf.with_sizes(data, info, indices, settings), indices, settings)
-
-
 def check_document(data: bytes, settings: Settings, pages_selection: str | None = None) -> DocumentFormat:
     """The format of an upload, once it is known that `load_document` can read it: the same
     `DocumentError` as `load_document` for the same bytes, settings and selection, but nothing is kept.
@@ -367,12 +298,6 @@ def check_document(data: bytes, settings: Settings, pages_selection: str | None 
     `pdfinfo` (page count and sizes against the page and pixel limits), never rasterised, so a PDF whose
     pages poppler cannot draw still fails later. Blocking: call it from a worker thread.
     """
-    _check_size(data, settings)
-    fmt = detect_format(data)
-    if fmt == "pdf":
-        _check_pdf(data, settings, pages_selection)
-    elif fmt == "json":
-        _check_json(data, settings, pages_selection)
-    else:
-        _check_image(data, fmt, settings, pages_selection)
+    fmt, reader = open_reader(data, settings, pages_selection)
+    reader.check(_checked_indices(pages_selection, reader.page_count, settings))
     return fmt

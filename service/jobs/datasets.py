@@ -141,12 +141,18 @@ def validate(root: Path, folder: Path, max_page_pixels: int | None = None) -> li
     return documents
 
 
+def check_dataset_bytes(size: int, settings: Settings) -> None:
+    """DatasetTooLargeError when a dataset zip of `size` bytes (or read of it so far) is over
+    `max_dataset_bytes`: the one check of a dataset's size, whether it is being read or already in memory."""
+    if size > settings.max_dataset_bytes:
+        raise DatasetTooLargeError(
+            f"the dataset zip has at least {size} bytes, the limit is {settings.max_dataset_bytes}"
+        )
+
+
 def open_archive(data: bytes, settings: Settings) -> zipfile.ZipFile:
     """The dataset zip, opened (its central directory read); DatasetTooLargeError, InvalidDatasetError."""
-    if len(data) > settings.max_dataset_bytes:
-        raise DatasetTooLargeError(
-            f"the dataset zip has {len(data)} bytes, the limit is {settings.max_dataset_bytes}"
-        )
+    check_dataset_bytes(len(data), settings)
     try:
         return zipfile.ZipFile(BytesIO(data))
     except UNREADABLE_ZIP as exc:

@@ -15,23 +15,23 @@ from typer.testing import CliRunner
 from model.boxes import union_box
 from model.config import tiny_config
 from model.funsd import read_dataset
-from model.onnx_meta import ONNX_META_FILE
 from model.runtime import Runtime
 from model.train.minilm import minilm_tokenizer_path
 from model.train.trainer import TrainOptions, prepare_trainer
 from service import pipeline
 from service.cli.app import app
 from service.errors import DocumentTimeoutError, PageSelectionError, UnsupportedFormatError
-from service.ingest import ocr, tesseract
+from service.ingest import load, ocr, tesseract
+from service.ingest.load import DocumentSource
 from service.overlay import ARROW_COLOUR, label_colour, render_overlay
 from service.pipeline import (
     effective_settings,
     extract_document,
     int_box,
     key_values,
-    run_extraction,
-    serving_model_dir,
+    run_pipeline,
 )
+from service.registry import serving_model_dir
 from service.schemas import (
     ExtractedEntity,
     ExtractedRelation,
@@ -138,23 +138,29 @@ def test_multi_page_pdf_with_page_selection_and_dpi(
 
 
 def test_a_long_pdf_goes_through_a_few_pages_at_a_time(runtime: Runtime, monkeypatch: pytest.MonkeyPatch):
+    """The format, page count and selection are read once; then PAGES_PER_CHUNK pages at a time."""
     count = pipeline.PAGES_PER_CHUNK * 2 + 3
     data = make_pdf(
         [text_page([f"Name: person {n}", f"Invoice: {1000 + n}", "Date: 2024-01-02"]) for n in range(count)]
     )
     loaded: list[int] = []
-    real_load = pipeline.load_document
+    detected: list[bytes] = []
+    real_load, real_detect = DocumentSource.load, load.detect_format
 
-    def counting_load(*args: object) -> list:
-        pages = real_load(*args)  # type: ignore[arg-type]
+    def counting_load(source: DocumentSource, indices: list[int] | None = None) -> list:
+        pages = real_load(source, indices)
         loaded.append(len(pages))
         return pages
 
-    monkeypatch.setattr(pipeline, "load_document", counting_load)
-    extraction = run_extraction(
-        data, ExtractOptions(pages=f"2-{count}"), SETTINGS, runtime, keep_images=False
-    )
+    def counting_detect(data: bytes) -> str:
+        detected.append(data)
+        return real_detect(data)
+
+    monkeypatch.setattr(DocumentSource, "load", counting_load)
+    monkeypatch.setattr(load, "detect_format", counting_detect)
+    extraction = run_pipeline(data, ExtractOptions(pages=f"2-{count}"), SETTINGS, runtime, keep_images=False)
     assert loaded == [8, 8, count - 1 - 16]  # never more than PAGES_PER_CHUNK page images at once
+    assert len(detected) == 1  # the format is detected once, not once per chunk
     pages = extraction.result.pages
     assert [page.page for page in pages] == list(range(2, count + 1))
     assert [page.words[4].text for page in pages] == [str(1000 + n) for n in range(1, count)]  # in order
@@ -169,7 +175,7 @@ def test_a_document_over_its_time_limit_is_stopped_between_page_groups(runtime: 
     data = make_pdf([text_page(["Name: Jane Doe", "Date: 2024-01-02"])] * 2)
     hurried = SETTINGS.model_copy(update={"document_timeout_s": 1e-9})
     with pytest.raises(DocumentTimeoutError, match="select fewer pages"):
-        run_extraction(data, ExtractOptions(), hurried, runtime)
+        run_pipeline(data, ExtractOptions(), hurried, runtime)
 
 
 def test_multi_frame_tiff(tmp_path: Path, synthetic_pages: list[SyntheticPage], runtime: Runtime):
@@ -224,7 +230,7 @@ def test_a_page_whose_ocr_fails_does_not_fail_the_document(
         return real(image, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(ocr, "recognise", flaky)
-    extraction = run_extraction(data, ExtractOptions(), SETTINGS, runtime)
+    extraction = run_pipeline(data, ExtractOptions(), SETTINGS, runtime)
     good, bad = extraction.result.pages
     assert good.status == "ok" and good.entities and good.error is None
     assert bad.status == "failed" and "simulated crash" in (bad.error or "")
@@ -283,7 +289,7 @@ class LinkingRuntime:
 
 
 def test_relations_become_key_values_and_arrows(synthetic_pages: list[SyntheticPage], runtime: Runtime):
-    extraction = run_extraction(
+    extraction = run_pipeline(
         png(synthetic_pages[0].image), ExtractOptions(), SETTINGS, LinkingRuntime(runtime)
     )
     result = extraction.result
@@ -333,26 +339,6 @@ def test_options_override_settings():
     assert effective_settings(SETTINGS, ExtractOptions()) == SETTINGS
     with pytest.raises(ValueError):
         ExtractOptions(ocr_language="eng; rm -rf /")
-
-
-def test_serving_dir_is_exported_once_and_reused(trained_dir: Path, data_dir: Path, serving_dir: Path):
-    assert serving_dir.parent == data_dir / "models" and (serving_dir / ONNX_META_FILE).is_file()
-    stamp = (serving_dir / ONNX_META_FILE).stat().st_mtime_ns
-    settings = SETTINGS.model_copy(update={"data_dir": data_dir})
-    assert serving_model_dir(settings, trained_dir) == serving_dir
-    assert (serving_dir / ONNX_META_FILE).stat().st_mtime_ns == stamp
-    assert serving_model_dir(settings, serving_dir) == serving_dir  # an ONNX folder is used as is
-
-
-def test_new_graph_code_means_a_new_export_folder(trained_dir: Path, monkeypatch: pytest.MonkeyPatch):
-    before = pipeline.model_fingerprint(trained_dir)
-    monkeypatch.setattr(pipeline, "graph_source_digest", lambda: "other graph code")
-    assert pipeline.model_fingerprint(trained_dir) != before
-
-
-def test_serving_dir_of_a_folder_without_a_model(tmp_path: Path):
-    with pytest.raises(FileNotFoundError, match="not a model folder"):
-        serving_model_dir(SETTINGS, tmp_path)
 
 
 # --- the `docextract extract` command --------------------------------------------------------------------

@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from model.onnx_meta import ONNX_META_FILE
 from model.runtime import PageWords
+from service import registry as registry_module
 from service.errors import ModelInUseError, ModelLoadError, ModelNotFoundError, NotReadyError
-from service.registry import ACTIVE_FILE, DEFAULT_ID, Registry
+from service.registry import ACTIVE_FILE, DEFAULT_ID, Registry, serving_model_dir
 from service.settings import Settings
 
 PAGE = PageWords(
@@ -97,3 +99,34 @@ def test_a_broken_model_is_never_activated(settings: Settings, serving_model: Pa
     with pytest.raises(ModelLoadError, match="cannot be loaded"):
         registry.activate(model_id)
     assert registry.active_id() == DEFAULT_ID
+
+
+# --- serving folders of model folders ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_dir(exported_model) -> Path:
+    """A trained model folder (config and weights, no ONNX), as `docextract train` saves it."""
+    return exported_model.model_dir
+
+
+def test_serving_dir_is_exported_once_and_reused(trained_dir: Path, tmp_path: Path):
+    data_dir = tmp_path / "data"
+    settings = Settings(data_dir=data_dir, train_threads=1)
+    serving_dir = serving_model_dir(settings, trained_dir)
+    assert serving_dir.parent == data_dir / "models" and (serving_dir / ONNX_META_FILE).is_file()
+    stamp = (serving_dir / ONNX_META_FILE).stat().st_mtime_ns
+    assert serving_model_dir(settings, trained_dir) == serving_dir
+    assert (serving_dir / ONNX_META_FILE).stat().st_mtime_ns == stamp
+    assert serving_model_dir(settings, serving_dir) == serving_dir  # an ONNX folder is used as is
+
+
+def test_new_graph_code_means_a_new_export_folder(trained_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    before = registry_module.model_fingerprint(trained_dir)
+    monkeypatch.setattr(registry_module, "graph_source_digest", lambda: "other graph code")
+    assert registry_module.model_fingerprint(trained_dir) != before
+
+
+def test_serving_dir_of_a_folder_without_a_model(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="not a model folder"):
+        serving_model_dir(Settings(data_dir=tmp_path / "data"), tmp_path)

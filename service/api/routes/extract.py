@@ -9,12 +9,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from service.api.batcher import Batchers
-from service.api.routes.uploads import read_upload
+from service.api.routes.uploads import document_size, read_body, read_upload
 from service.deps import ExtractionCapacityDep, Services, ServicesDep
 from service.errors import BadRequestError, DocextractError
 from service.ingest.load import JsonDocument, parse_page_selection
 from service.ingest.ocr import check_languages
-from service.ingest.page import check_upload_bytes
 from service.registry import MODEL_ID_PATTERN
 from service.schemas import ExtractionResult, ExtractOptions, Problem
 
@@ -79,15 +78,6 @@ def query_options(
     return ExtractOptions(model=model, ocr_language=ocr_lang, dpi=dpi, pages=pages)
 
 
-async def read_stream(request: Request, limit: int) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        check_upload_bytes(size, limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def request_document(request: Request, limit: int) -> bytes:
     """The document of a request: the multipart field `file`, or else the whole body (the request's size
     is checked by `service.api.gate`, the document's here)."""
@@ -96,15 +86,16 @@ async def request_document(request: Request, limit: int) -> bytes:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 raise BadRequestError("a multipart request needs the document in the field `file`")
-            return await run_in_threadpool(read_upload, upload.file, limit, upload.filename)
-    return await read_stream(request, limit)
+            return await run_in_threadpool(read_upload, upload.file, document_size(limit, upload.filename))
+    return await read_body(request, document_size(limit))
 
 
-def run_extraction(
+def serve_extraction(
     services: Services, data: bytes, options: ExtractOptions, batching: Batching | None = None
 ) -> ExtractionResult:
-    """Blocking: resolve the model once (the request keeps that runtime to its end) and extract; with
-    `batching`, the model calls go through the process's micro-batcher for that runtime."""
+    """Blocking: one extraction as the API serves it: the model resolved once (the request keeps that
+    runtime to its end), its model calls batched with `batching` (the process's micro-batcher for that
+    runtime), the outcome counted in the metrics."""
     runtime = services.registry.use(options.model)
     options = options.model_copy(update={"model": runtime.model_id})  # type: ignore[attr-defined]
     if batching is not None:
@@ -122,7 +113,7 @@ def extraction_json(
     services: Services, data: bytes, options: ExtractOptions, batching: Batching | None = None
 ) -> bytes:
     """Blocking: the extraction of one document as the JSON bytes of its `ExtractionResult`."""
-    return run_extraction(services, data, options, batching).model_dump_json().encode()
+    return serve_extraction(services, data, options, batching).model_dump_json().encode()
 
 
 @router.post(

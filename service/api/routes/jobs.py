@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, Uploa
 
 from service.api.routes.extract import query_options
 from service.api.routes.paging import PageAfter, PageLimit, PageOffset, page_of, requested_cursor
-from service.api.routes.uploads import UNREADABLE, checked_upload, read_upload
+from service.api.routes.uploads import UNREADABLE, checked_upload, document_size, read_upload
 from service.deps import Services, ServicesDep
 from service.errors import BadRequestError, DocumentNotFoundError, JobFinishedError, JobNotFoundError
 from service.ingest.load import DocumentFormat
@@ -79,7 +79,7 @@ def job_documents(
     )
     for upload, (_, fmt) in zip(files, checked, strict=True):
         upload.file.seek(0)  # read again: only one file is held in memory at a time
-        data = read_upload(upload.file, services.settings.max_upload_bytes, upload.filename)
+        data = read_upload(upload.file, document_size(services.settings.max_upload_bytes, upload.filename))
         documents.append((services.store.add_document(data, upload.filename, fmt)["id"], upload.filename))
     return documents
 

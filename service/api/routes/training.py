@@ -9,7 +9,7 @@ from service.api.routes.paging import PageAfter, PageLimit, PageOffset, page_of,
 from service.api.routes.uploads import read_upload
 from service.deps import Services, ServicesDep
 from service.errors import TrainingRunFinishedError, TrainingRunNotFoundError
-from service.jobs.datasets import unpack_dataset
+from service.jobs.datasets import check_dataset_bytes, unpack_dataset
 from service.jobs.training import MAX_RECOMBINED_COPIES
 from service.registry import DEFAULT_ID, TRAINED_ID_FORM
 from service.schemas import Problem, Status, TrainingRun, TrainingRunList
@@ -60,7 +60,7 @@ def create_run(
 ) -> TrainingRun:
     """Check and unpack the dataset, queue the run (one at a time per worker) and return 202 at once."""
     check_base_model(services, base_model)
-    data = read_upload(dataset.file, services.settings.max_dataset_bytes, dataset.filename)
+    data = read_upload(dataset.file, lambda size: check_dataset_bytes(size, services.settings))
     run_id = f"run_{uuid.uuid4().hex}"
     _, documents = unpack_dataset(data, services.store.dataset_dir(run_id), services.settings)
     options = {

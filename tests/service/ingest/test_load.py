@@ -24,12 +24,14 @@ from service.errors import (
     UnsupportedFormatError,
     UploadTooLargeError,
 )
+from service.ingest import image_headers, load
+from service.ingest.images import MAX_TIFF_FRAMES
 from service.ingest.load import (
-    MAX_TIFF_FRAMES,
+    Page,
     check_document,
     detect_format,
-    document_pages,
     load_document,
+    open_document,
     parse_page_selection,
     resolve_page_selection,
 )
@@ -424,27 +426,77 @@ def test_resolved_selection_is_sorted_unique_and_in_range(ranges: list[tuple[int
     assert set(chosen) == {p - 1 for a, n in ranges for p in range(a, a + n + 1)}
 
 
-def test_document_pages_names_the_pages_load_document_returns_with_its_errors(
+def format_and_indices(
+    data: bytes, settings: Settings, selection: str | None = None
+) -> tuple[str, list[int]]:
+    source = open_document(data, settings, selection)
+    return source.format, list(source.indices)
+
+
+def test_open_document_names_the_pages_load_document_returns_with_its_errors(
     two_page_pdf: bytes, two_page_tiff: bytes
 ):
     for data, fmt in ((two_page_pdf, "pdf"), (two_page_tiff, "tiff")):
         for selection in (None, "2", "1-2", "2,1"):
             expected = [page.index for page in load_document(data, SETTINGS, selection)]
-            assert document_pages(data, SETTINGS, selection) == (fmt, expected)
+            assert format_and_indices(data, SETTINGS, selection) == (fmt, expected)
         for selection, error in (("3", PageSelectionError), ("x", PageSelectionError)):
             with pytest.raises(error):
-                document_pages(data, SETTINGS, selection)
+                open_document(data, SETTINGS, selection)
         with pytest.raises(TooManyPagesError):
-            document_pages(data, Settings(max_pages=1))
+            open_document(data, Settings(max_pages=1))
     json_pages = json.dumps({"pages": [{"width": 9, "height": 9, "words": []}] * 3}).encode()
-    assert document_pages(json_pages, SETTINGS, "2-3") == ("json", [1, 2])
+    assert format_and_indices(json_pages, SETTINGS, "2-3") == ("json", [1, 2])
+
+
+def counting(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> list[object]:
+    """A spy on `module.name`: the list grows by one entry per call."""
+    calls: list[object] = []
+    real = getattr(module, name)
+
+    def spy(*args: object, **kwargs: object) -> object:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, spy)
+    return calls
+
+
+def pixels_by_page(pages: list[Page]) -> list[tuple[int, bytes | None]]:
+    return [(page.index, page.image.tobytes() if page.image else None) for page in pages]
+
+
+def test_a_document_source_loads_its_pages_in_chunks_reading_the_document_once(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """The format is detected and the TIFF's structure walked once, however many chunks are loaded; the
+    chunks together are the pages `load_document` returns."""
+    data = tiff_chain(7)
+    expected = pixels_by_page(load_document(data, SETTINGS, "2-7"))
+    detections = counting(monkeypatch, load, "detect_format")
+    countings = counting(monkeypatch, image_headers, "tiff_frame_count")
+    source = open_document(data, SETTINGS, "2-7")
+    walks = len(countings)  # the structure check and the frame count, at opening
+    assert (source.format, source.indices) == ("tiff", (1, 2, 3, 4, 5, 6))
+    assert source.chunks(4) == [(1, 2, 3, 4), (5, 6)] and source.chunks(6) == [source.indices]
+    loaded = [page for chunk in source.chunks(4) for page in source.load(chunk)]
+    assert pixels_by_page(loaded) == expected
+    assert [page.index for page in source.load()] == [1, 2, 3, 4, 5, 6]
+    assert len(detections) == 1 and len(countings) == walks
+
+
+def test_a_pdf_source_asks_poppler_for_its_pages_once(two_page_pdf: bytes, monkeypatch: pytest.MonkeyPatch):
+    infos = counting(monkeypatch, load.pdf, "pdf_info")
+    source = open_document(two_page_pdf, SETTINGS)
+    assert [page.index for chunk in source.chunks(1) for page in source.load(chunk)] == [0, 1]
+    assert len(infos) == 1
 
 
 def test_tiff_frames_are_counted_only_as_far_as_the_selection_needs():
     """Past the page limit a TIFF is refused unless pages are selected; selected pages after it are read,
     up to MAX_TIFF_FRAMES; every entry point gives the same answer."""
     chain, limited = tiff_chain(300), Settings(max_pages=100)
-    for read in (load_document, check_document, document_pages):
+    for read in (load_document, check_document, open_document):
         with pytest.raises(TooManyPagesError, match="more than 100 pages"):
             read(chain, limited)
         if read is not check_document:  # which reports pages beyond the end when they are processed
@@ -453,5 +505,5 @@ def test_tiff_frames_are_counted_only_as_far_as_the_selection_needs():
         with pytest.raises(TooManyPagesError, match="pages after 2000 cannot be read"):
             read(tiff_chain(MAX_TIFF_FRAMES + 10), limited, str(MAX_TIFF_FRAMES + 5))
     assert [page.index for page in load_document(chain, limited, "2,250")] == [1, 249]
-    assert document_pages(chain, limited, "1-3,300") == ("tiff", [0, 1, 2, 299])
+    assert format_and_indices(chain, limited, "1-3,300") == ("tiff", [0, 1, 2, 299])
     assert check_document(tiff_chain(MAX_TIFF_FRAMES + 10), limited, "1") == "tiff"

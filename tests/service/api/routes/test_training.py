@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from service.main import create_app
+from service.settings import Settings
 from tests.service.api.routes.test_extract import problem
 from tests.service.support import wait_for, words_document
 
@@ -114,6 +116,18 @@ def test_bad_datasets_are_refused_before_queueing(api: TestClient, synthetic_dat
     services = api.app.state.services
     assert services.store.counts("training_runs") == {}
     assert list((services.store.data_dir / "datasets").iterdir()) == []
+
+
+def test_a_dataset_over_its_size_limit_is_refused_as_a_dataset(
+    api_settings: Settings, synthetic_dataset: Path
+):
+    """Within the request's framing slack the dataset limit is still the dataset's: dataset-too-large."""
+    data = dataset_zip(synthetic_dataset)
+    settings = api_settings.model_copy(update={"max_dataset_bytes": len(data) - 1})
+    with TestClient(create_app(settings)) as client:
+        detail = problem(start_run(client, data), 413, "dataset-too-large")["detail"]
+        assert f"the limit is {len(data) - 1}" in detail
+        assert client.app.state.services.store.counts("training_runs") == {}
 
 
 def test_a_run_that_cannot_start_fails_with_its_reason(
