@@ -148,14 +148,15 @@ def serving(app: ASGIApp) -> Iterator[str]:
 @contextmanager
 def read_only(folder: Path) -> Iterator[None]:
     """`folder` and everything in it read-only while the block runs: immutable (`chattr +i`) for root, whom
-    file modes do not stop, else without write permission. Skips the test where neither can be done."""
+    file modes do not stop, else without write permission. Fails the test (never skips it) where neither can
+    be done."""
     if os.geteuid() == 0:
         make, undo = ["chattr", "-R", "+i", str(folder)], ["chattr", "-R", "-i", str(folder)]
     else:
         make, undo = ["chmod", "-R", "a-w", str(folder)], ["chmod", "-R", "u+w", str(folder)]
     if subprocess.run(make, capture_output=True, check=False).returncode != 0:
         subprocess.run(undo, capture_output=True, check=False)
-        pytest.skip(f"cannot make {folder} read-only here ({make[0]} failed)")
+        pytest.fail(f"cannot make {folder} read-only here ({make[0]} failed)")
     try:
         yield
     finally:
