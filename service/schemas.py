@@ -142,6 +142,9 @@ class ExtractionResult(BaseModel):
 
 # --- Stored documents, jobs, training runs and models (service/api/routes/) ---------------------------------
 
+ITEMS_DOC = "The listed items (of this page): every list answers with this key."
+DEPRECATED_DOC = "The same as `items`; the old key is deprecated and will be removed."
+
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
@@ -158,7 +161,12 @@ class StoredDocument(BaseModel):
 
 
 class DocumentList(BaseModel):
-    documents: list[StoredDocument]
+    """One page of stored documents, newest first."""
+
+    items: list[StoredDocument] = Field(description=ITEMS_DOC)
+    documents: list[StoredDocument] = Field(
+        description=DEPRECATED_DOC, json_schema_extra={"deprecated": True}
+    )
     total: int
     limit: int
     offset: int
@@ -203,7 +211,8 @@ class Job(JobSummary):
 class JobList(BaseModel):
     """One page of jobs, newest first; each job's documents are at `GET /v1/jobs/{job_id}`."""
 
-    jobs: list[JobSummary]
+    items: list[JobSummary] = Field(description=ITEMS_DOC)
+    jobs: list[JobSummary] = Field(description=DEPRECATED_DOC, json_schema_extra={"deprecated": True})
     total: int = Field(description="Jobs that match the filter, on every page.")
     limit: int
     offset: int
@@ -272,7 +281,10 @@ class TrainingRun(TrainingRunSummary):
 class TrainingRunList(BaseModel):
     """One page of training runs, newest first; each run's metrics are at `GET /v1/training-runs/{run_id}`."""
 
-    training_runs: list[TrainingRunSummary]
+    items: list[TrainingRunSummary] = Field(description=ITEMS_DOC)
+    training_runs: list[TrainingRunSummary] = Field(
+        description=DEPRECATED_DOC, json_schema_extra={"deprecated": True}
+    )
     total: int = Field(description="Training runs that match the filter, on every page.")
     limit: int
     offset: int
@@ -292,5 +304,9 @@ class RegisteredModel(BaseModel):
 
 
 class ModelList(BaseModel):
-    models: list[RegisteredModel]
-    active: str
+    """Every model (not paged: a registry holds few), the built-in one first."""
+
+    items: list[RegisteredModel] = Field(description=ITEMS_DOC)
+    models: list[RegisteredModel] = Field(description=DEPRECATED_DOC, json_schema_extra={"deprecated": True})
+    total: int = Field(description="How many models there are.")
+    active: str = Field(description="Id of the active model.")

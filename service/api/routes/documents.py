@@ -1,5 +1,7 @@
 """Stored documents: upload, list, read, delete; their latest result and page overlays."""
 
+import re
+
 from fastapi import APIRouter, File, Path, Response, UploadFile
 from PIL import Image
 
@@ -15,12 +17,15 @@ from service.settings import Settings
 from service.views import document_view
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
-DocumentId = Path(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the document's bytes.")
+DOCUMENT_ID = re.compile(r"[0-9a-f]{64}")
+DocumentId = Path(
+    description="SHA-256 of the document's bytes (64 lowercase hex digits; any other id is a 404)."
+)
 NOT_FOUND = {404: {"model": Problem, "description": "No such document (or no result yet)."}}
 
 
 def stored_document(services: Services, document_id: str) -> dict[str, object]:
-    row = services.store.get_document(document_id)
+    row = services.store.get_document(document_id) if DOCUMENT_ID.fullmatch(document_id) else None
     if row is None:
         raise DocumentNotFoundError(f"no document {document_id}")
     return row
@@ -58,7 +63,9 @@ def list_documents(
     cursor_after = requested_cursor(offset, after)
     rows, total, cursor = page_of(services.store.list_documents(limit + 1, offset, cursor_after), limit)
     documents = [document_view(r) for r in rows]
-    return DocumentList(documents=documents, total=total, limit=limit, offset=offset, next_cursor=cursor)
+    return DocumentList(
+        items=documents, documents=documents, total=total, limit=limit, offset=offset, next_cursor=cursor
+    )
 
 
 @router.get("/{document_id}", response_model=StoredDocument, responses=NOT_FOUND, summary="A stored document")
@@ -68,7 +75,7 @@ def get_document(services: ServicesDep, document_id: str = DocumentId) -> Stored
 
 @router.delete("/{document_id}", status_code=204, responses=NOT_FOUND, summary="Delete a stored document")
 def delete_document(services: ServicesDep, document_id: str = DocumentId) -> Response:
-    if not services.store.delete_document(document_id):
+    if not DOCUMENT_ID.fullmatch(document_id) or not services.store.delete_document(document_id):
         raise DocumentNotFoundError(f"no document {document_id}")
     return Response(status_code=204)
 

@@ -18,7 +18,7 @@ from service.store import sha256_hex
 from service.views import job_summary_view, job_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-JobId = Path(pattern=r"^job_[0-9a-f]{32}$")
+JobId = Path(description="`job_` and 32 hex digits (any other id is a 404).")
 NOT_FOUND = {404: {"model": Problem, "description": "No such job."}}
 
 
@@ -134,7 +134,7 @@ def list_jobs(
     cursor_after = requested_cursor(offset, after)
     rows, total, cursor = page_of(services.store.list_jobs(limit + 1, offset, status, cursor_after), limit)
     jobs = [job_summary_view(r) for r in rows]
-    return JobList(jobs=jobs, total=total, limit=limit, offset=offset, next_cursor=cursor)
+    return JobList(items=jobs, jobs=jobs, total=total, limit=limit, offset=offset, next_cursor=cursor)
 
 
 def existing_job(services: Services, job_id: str) -> Job:

@@ -8,14 +8,17 @@ from service.schemas import ModelList, Problem, RegisteredModel
 from service.views import model_view
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
-ModelId = Path(pattern=MODEL_ID_PATTERN, description="`default` or a trained model's id.")
+ModelId = Path(
+    description=f"`default` or a trained model's id (`{MODEL_ID_PATTERN}`; any other id is a 404)."
+)
 NOT_FOUND = {404: {"model": Problem, "description": "No such model."}}
 
 
 @router.get("", response_model=ModelList, summary="List the models")
 def list_models(services: ServicesDep) -> ModelList:
     active = services.registry.active_id()
-    return ModelList(models=[model_view(e, active) for e in services.registry.entries()], active=active)
+    models = [model_view(e, active) for e in services.registry.entries()]
+    return ModelList(items=models, models=models, total=len(models), active=active)
 
 
 @router.get("/{model_id}", response_model=RegisteredModel, responses=NOT_FOUND, summary="A model")

@@ -1,5 +1,6 @@
 """Training runs: upload a FUNSD-format dataset zip, train in a child process, get a new model."""
 
+import re
 import shutil
 import uuid
 
@@ -16,7 +17,8 @@ from service.schemas import Problem, Status, TrainingRun, TrainingRunList
 from service.views import run_summary_view, run_view
 
 router = APIRouter(prefix="/v1/training-runs", tags=["training"])
-RunId = Path(pattern=r"^run_[0-9a-f]{32}$")
+RUN_ID = re.compile(r"run_[0-9a-f]{32}")
+RunId = Path(description="`run_` and 32 hex digits (any other id is a 404).")
 
 
 def check_base_model(services: Services, base_model: str) -> None:
@@ -88,11 +90,13 @@ def list_runs(
     cursor_after = requested_cursor(offset, after)
     rows, total, cursor = page_of(services.store.list_runs(limit + 1, offset, status, cursor_after), limit)
     runs = [run_summary_view(r) for r in rows]
-    return TrainingRunList(training_runs=runs, total=total, limit=limit, offset=offset, next_cursor=cursor)
+    return TrainingRunList(
+        items=runs, training_runs=runs, total=total, limit=limit, offset=offset, next_cursor=cursor
+    )
 
 
 def existing_run(services: Services, run_id: str) -> TrainingRun:
-    run = services.store.get_run(run_id)
+    run = services.store.get_run(run_id) if RUN_ID.fullmatch(run_id) else None
     if run is None:
         raise TrainingRunNotFoundError(f"no training run {run_id}")
     return run_view(run)

@@ -5,6 +5,7 @@ import hashlib
 import io
 import json
 
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -74,7 +75,7 @@ def test_delete(api: TestClient):
     assert api.delete(f"/v1/documents/{stored['id']}").status_code == 204
     problem(api.get(f"/v1/documents/{stored['id']}"), 404, "document-not-found")
     problem(api.delete(f"/v1/documents/{stored['id']}"), 404, "document-not-found")
-    problem(api.get("/v1/documents/not-a-sha"), 422, "validation-error")
+    problem(api.get("/v1/documents/not-a-sha"), 404, "document-not-found")
 
 
 def test_uploads_of_unsupported_formats_are_refused(api: TestClient):
@@ -176,3 +177,20 @@ def test_the_overlay_of_a_pdf_page_without_a_size_is_refused(api: TestClient):
     store.point_result(document_id, key, "default")
     response = api.get(f"/v1/documents/{document_id}/pages/2/overlay.png")
     assert "page 2 of the PDF has no size" in problem(response, 422, "corrupt-file")["detail"]
+
+
+MALFORMED_DOCUMENT_IDS = ["not-a-sha", "A" * 64, "a" * 63, "a" * 65, "a" * 64 + "%0A", "g" * 64, "%20"]
+
+
+@pytest.mark.parametrize("document_id", MALFORMED_DOCUMENT_IDS)
+def test_a_malformed_document_id_is_not_found(api: TestClient, document_id: str):
+    """Whatever its form, an id that names no document is a 404 on every document route (never a 422)."""
+    upload(api, words_document(1))
+    for method, path in [
+        ("GET", ""),
+        ("DELETE", ""),
+        ("GET", "/result"),
+        ("GET", "/pages/1/overlay.png"),
+    ]:
+        response = api.request(method, f"/v1/documents/{document_id}{path}")
+        problem(response, 404, "document-not-found")

@@ -170,7 +170,7 @@ def test_bad_job_requests(api: TestClient):
     )
     problem(api.get("/v1/jobs/job_" + "0" * 32), 404, "job-not-found")
     problem(api.delete("/v1/jobs/job_" + "0" * 32), 404, "job-not-found")
-    problem(api.get("/v1/jobs/whatever"), 422, "validation-error")
+    problem(api.get("/v1/jobs/whatever"), 404, "job-not-found")
 
 
 def test_job_options_apply_to_every_document(api: TestClient):
@@ -262,3 +262,13 @@ def test_bad_job_list_requests(api: TestClient):
     for params in ({"limit": 0}, {"limit": 1001}, {"offset": -1}, {"offset": 2**70}, {"status": ""}):
         problem(api.get("/v1/jobs", params=params), 422, "validation-error")
     assert listed(api, offset=2**62) == []
+
+
+@pytest.mark.parametrize(
+    "job_id", ["whatever", "job_" + "0" * 31, "JOB_" + "0" * 32, "job_" + "0" * 32 + "%0A"]
+)
+def test_a_malformed_job_id_is_not_found(api: TestClient, job_id: str):
+    """Whatever its form, an id that names no job is a 404 (never a 422)."""
+    assert api.post("/v1/jobs", files=job_files(1)).status_code == 202
+    problem(api.get(f"/v1/jobs/{job_id}"), 404, "job-not-found")
+    problem(api.delete(f"/v1/jobs/{job_id}"), 404, "job-not-found")

@@ -3,6 +3,7 @@
 import shutil
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.service.api.routes.test_extract import problem
@@ -53,9 +54,19 @@ def test_unknown_and_broken_models(api: TestClient, serving_model: Path, tmp_pat
     problem(api.post("/v1/models/mdl_0123456789abcdef/activate"), 404, "model-not-found")
     problem(api.delete("/v1/models/mdl_0123456789abcdef"), 404, "model-not-found")
     problem(api.get("/v1/models/../etc"), 404, "not-found")
-    problem(api.get("/v1/models/nonsense"), 422, "validation-error")
+    problem(api.get("/v1/models/nonsense"), 404, "model-not-found")
     broken = register(api, serving_model, tmp_path, "b")
     (api.app.state.services.registry.root / broken / "model.int8.onnx").write_bytes(b"junk")
     body = problem(api.post(f"/v1/models/{broken}/activate"), 503, "model-load-failed")
     assert str(api.app.state.services.settings.data_dir.resolve()) not in body["detail"]
     assert api.get("/v1/models").json()["active"] == "default"
+
+
+@pytest.mark.parametrize(
+    "model_id", ["nonsense", "Default", "mdl_0123", "MDL_0123456789ABCDEF", "mdl_0123456789abcdef%0A"]
+)
+def test_a_malformed_model_id_is_not_found(api: TestClient, model_id: str):
+    """Whatever its form, an id that names no model is a 404 on every model route (never a 422)."""
+    problem(api.get(f"/v1/models/{model_id}"), 404, "model-not-found")
+    problem(api.post(f"/v1/models/{model_id}/activate"), 404, "model-not-found")
+    problem(api.delete(f"/v1/models/{model_id}"), 404, "model-not-found")

@@ -13,7 +13,8 @@ from service.api.routes.paging import MAX_SEQUENCE, decode_cursor, encode_cursor
 from service.errors import InvalidCursorError
 from tests.service.api.routes.test_documents import upload
 from tests.service.api.routes.test_extract import problem
-from tests.service.support import words_document
+from tests.service.api.routes.test_training import queued_runs
+from tests.service.support import job_files, words_document
 
 
 @given(st.text(max_size=40), st.integers(0, MAX_SEQUENCE))
@@ -87,3 +88,25 @@ def test_bad_cursor_requests_are_problems(api: TestClient):
         problem(api.get(route, params={"after": "garbage"}), 422, "invalid-cursor")
         problem(api.get(route, params={"after": cursor, "offset": 1}), 422, "invalid-cursor")
         problem(api.get(route, params={"after": "x" * 300}), 422, "validation-error")
+
+
+def test_every_list_answers_its_items_under_items_and_the_deprecated_key(api: TestClient, synthetic_dataset):
+    """`items` is every list's key; the old key stays beside it, equal, until it is removed."""
+    upload(api, words_document(1))
+    upload(api, words_document(2))
+    assert api.post("/v1/jobs", files=job_files(1)).status_code == 202
+    queued_runs(api, synthetic_dataset, 1)
+    old_keys = {
+        "/v1/documents": "documents",
+        "/v1/jobs": "jobs",
+        "/v1/training-runs": "training_runs",
+        "/v1/models": "models",
+    }
+    for route, old_key in old_keys.items():
+        body = api.get(route).json()
+        assert body["items"] and body["items"] == body[old_key], route
+        assert body["total"] == len(body["items"]), route
+    assert listing(api, limit=1)["items"] == listing(api, limit=1)["documents"]
+    assert len(listing(api, limit=1)["items"]) == 1 and listing(api, limit=1)["total"] == 3
+    models = api.get("/v1/models").json()
+    assert [m["id"] for m in models["items"]] == ["default"] and models["active"] == "default"

@@ -221,3 +221,12 @@ def test_bad_run_list_requests(api: TestClient):
         problem(api.get("/v1/training-runs", params=params), 422, "validation-error")
     listing = api.get("/v1/training-runs").json()
     assert (listing["training_runs"], listing["total"]) == ([], 0)
+
+
+@pytest.mark.parametrize(
+    "run_id", ["whatever", "run_" + "0" * 31, "RUN_" + "0" * 32, "run_" + "0" * 32 + "%0A"]
+)
+def test_a_malformed_run_id_is_not_found(api: TestClient, run_id: str):
+    """Whatever its form, an id that names no training run is a 404 (never a 422)."""
+    problem(api.get(f"/v1/training-runs/{run_id}"), 404, "training-run-not-found")
+    problem(api.delete(f"/v1/training-runs/{run_id}"), 404, "training-run-not-found")
