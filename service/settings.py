@@ -5,6 +5,7 @@ with no configuration at all. Environment variables use the prefix `DOCEXTRACT_`
 """
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -189,3 +190,14 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Build the settings once per process (from the environment at call time, not import time)."""
     return Settings()
+
+
+def command_line_data_dir(settings: Settings) -> Path:
+    """Where a one-off command (`docextract extract`) keeps the models it exports: the data directory when
+    one is configured (`DOCEXTRACT_DATA_DIR` or an explicit value), else the per-user cache
+    `$XDG_CACHE_HOME/docextract` (default `~/.cache/docextract`), never `./data` of the current folder.
+    Read when called, not at import time."""
+    if "data_dir" in settings.model_fields_set:
+        return settings.data_dir
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME", "").strip() or "relative")
+    return (cache_home if cache_home.is_absolute() else Path.home() / ".cache") / "docextract"

@@ -192,3 +192,21 @@ def test_model_files_are_loaded_with_safe_loaders_only(tmp_path: Path):
         "pickle.loads(b)\nnp.load(f, allow_pickle=True)\nnp.load(f)\n"
     )
     assert [call.split(" ")[0].rsplit(":", 1)[1] for call in _unsafe_loads(sample)] == ["1", "2", "4", "5"]
+
+
+def test_the_python_client_imports_nothing_from_the_service_or_the_model():
+    """`docextract_client` stands alone: the standard library, httpx and pydantic, and itself."""
+    files = sorted((ROOT / "docextract_client").rglob("*.py"))
+    assert files
+    imported = {name.split(".")[0] for path in files for name in _imported_names(path)}
+    outside = imported - set(sys.stdlib_module_names) - {"httpx", "pydantic", "docextract_client"}
+    assert outside == set()
+    code = (
+        "import sys, docextract_client\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'service', 'model'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -271,6 +271,42 @@ def _write_overlays(extraction: object, out_dir: Path, stem: str) -> list[Path]:
     return written
 
 
+def _load_runtime(settings: "Settings", model: Path | None, variant: str) -> object:
+    """The runtime of `model` (default: the `default` model of the settings), exported once into the
+    settings' data directory when only trained weights are there; its id is the one the server reports."""
+    from model.runtime import Runtime
+    from service.registry import DEFAULT_ID, ENTRY_FILE, TRAINED_ID, serving_model_dir
+
+    source = model if model is not None else settings.default_model_dir
+    _announce_export(settings, source)
+    runtime = Runtime.load(
+        serving_model_dir(settings, source),
+        variant=variant,  # type: ignore[arg-type]
+        relation_threshold=settings.relation_threshold,
+    )
+    if model is None:
+        runtime.model_id = DEFAULT_ID  # type: ignore[attr-defined]
+    elif TRAINED_ID.match(model.name) and (model / ENTRY_FILE).is_file():
+        runtime.model_id = model.name  # type: ignore[attr-defined]  # a registered model's folder
+    return runtime
+
+
+def _announce_export(settings: "Settings", source: Path | None) -> None:
+    """One line on stderr when the model must be exported first (it takes a while, and it is kept)."""
+    from model.artifact import META_FILE, WEIGHTS_FILE
+    from model.bundled import bundled_model_dir
+    from model.onnx_meta import ONNX_META_FILE
+    from service.registry import model_fingerprint
+
+    source = source if source is not None else bundled_model_dir()
+    trained_only = not (source / ONNX_META_FILE).is_file() and (source / WEIGHTS_FILE).is_file()
+    if not trained_only or not (source / META_FILE).is_file():
+        return
+    target = settings.data_dir / "models" / f"{source.resolve().name}-{model_fingerprint(source)}"
+    if not (target / ONNX_META_FILE).is_file():
+        typer.echo(f"exporting the model to {target} (once)", err=True)
+
+
 @app.command()
 def extract(
     file: Annotated[
@@ -294,23 +330,18 @@ def extract(
     """Extract words, entities and key-value pairs from one document, without the server."""
     from pydantic import ValidationError
 
-    from model.runtime import Runtime
     from service.errors import DocumentError
     from service.pipeline import run_pipeline
-    from service.registry import serving_model_dir
     from service.schemas import ExtractOptions
-    from service.settings import get_settings
+    from service.settings import command_line_data_dir, get_settings
 
     if variant not in ("int8", "fp32"):
         raise typer.BadParameter("variant must be int8 or fp32", param_hint="--variant")
     settings = get_settings()
+    settings = settings.model_copy(update={"data_dir": command_line_data_dir(settings)})
     try:
         options = ExtractOptions(pages=pages, ocr_language=ocr_language, dpi=dpi)
-        runtime = Runtime.load(
-            serving_model_dir(settings, model),
-            variant=variant,  # type: ignore[arg-type]
-            relation_threshold=settings.relation_threshold,
-        )
+        runtime = _load_runtime(settings, model, variant)
         extraction = run_pipeline(file.read_bytes(), options, settings, runtime)
     except (DocumentError, ValidationError, FileNotFoundError, RuntimeError, ValueError) as exc:
         typer.echo(f"error: {getattr(exc, 'detail', exc)}", err=True)

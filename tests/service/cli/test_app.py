@@ -6,10 +6,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from service import __version__
 from service.cli.app import app
+from service.settings import Settings, command_line_data_dir, get_settings
 from tests.service.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -88,3 +90,46 @@ def test_serve_runs_a_real_server(tmp_path: Path, serving_model: Path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_extract_outside_the_repository_exports_into_the_user_cache_as_the_default_model(
+    tmp_path: Path, exported_model, monkeypatch: pytest.MonkeyPatch
+):
+    """No data dir configured: the model is exported once into $XDG_CACHE_HOME/docextract (said on stderr),
+    nothing lands in the current folder, and the result names the model `default` as the server does."""
+    cwd, cache = tmp_path / "elsewhere", tmp_path / "cache"
+    cwd.mkdir()
+    words = [{"text": "Name:", "box": [10, 10, 60, 30]}, {"text": "Ann", "box": [70, 10, 110, 30]}]
+    source = tmp_path / "words.json"
+    source.write_text(json.dumps({"pages": [{"width": 200, "height": 100, "words": words}]}))
+    monkeypatch.chdir(cwd)
+    monkeypatch.delenv("DOCEXTRACT_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setenv("DOCEXTRACT_DEFAULT_MODEL_DIR", str(exported_model.model_dir))  # trained weights only
+    get_settings.cache_clear()
+    try:
+        first = runner.invoke(app, ["extract", str(source)])
+        second = runner.invoke(app, ["extract", str(source)])
+    finally:
+        get_settings.cache_clear()
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    exported = [p.parent for p in (cache / "docextract" / "models").glob("*/onnx.json")]
+    assert len(exported) == 1, exported
+    assert first.stderr.count("exporting the model to") == 1 and f"{exported[0]} (once)" in first.stderr
+    assert "exporting" not in second.stderr  # exported once, then reused
+    assert list(cwd.iterdir()) == []
+    assert json.loads(first.stdout)["model"]["id"] == json.loads(second.stdout)["model"]["id"] == "default"
+
+
+def test_command_line_data_dir_is_the_configured_one_or_the_user_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv("DOCEXTRACT_DATA_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert command_line_data_dir(Settings()) == tmp_path / "xdg" / "docextract"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")  # the XDG spec: only absolute paths count
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert command_line_data_dir(Settings()) == tmp_path / "home" / ".cache" / "docextract"
+    assert command_line_data_dir(Settings(data_dir=tmp_path / "mine")) == tmp_path / "mine"
+    monkeypatch.setenv("DOCEXTRACT_DATA_DIR", str(tmp_path / "env"))
+    assert command_line_data_dir(Settings()) == tmp_path / "env"
