@@ -13,6 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 from service import __version__
 from service.api.auth import require_api_key
 from service.api.batcher import Batchers
+from service.api.docs import install_docs
 from service.api.gate import RequestGate
 from service.api.request_context import RequestContextMiddleware
 from service.api.routes import documents, health, jobs, models, training
@@ -65,6 +66,8 @@ def create_app(settings: Settings | None = None, extract: ExtractFn | None = Non
         version=__version__,
         description="Document extraction: words, entities and key-value pairs from scanned forms.",
         lifespan=lifespan,
+        docs_url=None,  # service.api.docs serves /docs and /redoc without a CDN
+        redoc_url=None,
     )
     app.state.settings = settings or get_settings()
     app.state.extract = extract or extract_document
@@ -72,6 +75,7 @@ def create_app(settings: Settings | None = None, extract: ExtractFn | None = Non
     install_error_handlers(app)
     add_middleware(app, app.state.settings)
     app.include_router(health.router)  # probes and metrics: never behind the API key
+    install_docs(app)  # the API documentation: never behind the API key either
     for module in (extract_route, documents, jobs, models, training):
         app.include_router(module.router, dependencies=[Depends(require_api_key)], responses=ROUTER_PROBLEMS)
     return app

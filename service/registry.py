@@ -18,12 +18,14 @@ import contextlib
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import re
 import shutil
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -47,6 +49,7 @@ MODEL_ID_PATTERN = f"^({DEFAULT_ID}|{TRAINED_ID_FORM})$"  # what the routes acce
 ENTRY_FILE = "registry.json"
 ACTIVE_FILE = "active.json"
 CACHED_RUNTIMES = 3
+log = logging.getLogger("docextract.registry")
 
 Loader = Callable[[Path, Settings], Runtime]
 
@@ -106,7 +109,10 @@ def serving_model_dir(settings: Settings, model: Path | None = None) -> Path:
     target = settings.data_dir / "models" / f"{source.resolve().name}-{model_fingerprint(source)}"
     if not (target / ONNX_META_FILE).is_file():
         target.parent.mkdir(parents=True, exist_ok=True)
+        log.info("exporting the model in %s to ONNX (once; later starts reuse %s)", source, target)
+        started = time.monotonic()
         export_serving_folder(source, target, cpu_threads(settings.train_threads))
+        log.info("exported the model to %s in %.1f s", target, time.monotonic() - started)
     return target
 
 

@@ -18,6 +18,7 @@ app = typer.Typer(
     help="Self-hosted document extraction: words, entities and key-value pairs from scanned forms.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain help (click's), readable at any width: no boxes, no wrapped tables
 )
 
 
@@ -150,7 +151,7 @@ def pretrain(
     budget_minutes: Annotated[float | None, typer.Option(help="Stop after this wall-clock time.")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 4,
     init: Annotated[
-        str, typer.Option(help="'minilm', 'random', or a model folder to start from.")
+        str, typer.Option(help="'minilm', 'random', 'default' (the served default model) or a model folder.")
     ] = "minilm",
     size: Annotated[
         str, typer.Option(help="Model size: minilm, base or tiny (with --init random).")
@@ -164,7 +165,7 @@ def pretrain(
     tim_weight: Annotated[float, typer.Option(help="Weight of text-image matching.")] = 1.0,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between resume checkpoints.")] = 50,
     seed: int = 42,
-    resume: Annotated[bool, typer.Option(help="Continue from OUT/last if present.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last if present.")] = False,
 ) -> None:
     """Pre-train the encoder on unlabelled pages (MVLM, TIA, TIM); OCR is cached in OUT/ocr. For several
     processes, OCR with --steps 0, then: torchrun --nproc_per_node N -m model.pretrain.loop --pages

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from service.cli.progress import TrainingProgress
-from service.jobs.training import MAX_RECOMBINED_COPIES
+from service.jobs.training import MAX_RECOMBINED_COPIES, base_model_start
+
+DEFAULT_START = "default"  # as a training run's `base_model`
 
 if TYPE_CHECKING:
     from model.artifact import InputOptions
@@ -18,10 +20,15 @@ if TYPE_CHECKING:
 
 
 def start_for(init: str, size: str) -> "StartPoint":
-    """`--init` and `--size` resolved (`model.train.start`); a start that cannot be is a usage error."""
+    """`--init` and `--size` resolved (`model.train.start`); `default` is the model training runs start
+    from by default (`DOCEXTRACT_DEFAULT_MODEL_DIR`, else the bundled model). A start that cannot be is a
+    usage error."""
     from model.train.start import FRESH_STARTS, resolve_start
+    from service.settings import get_settings
 
     try:
+        if init == DEFAULT_START:
+            return base_model_start(get_settings(), DEFAULT_START)
         return resolve_start(init, size)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--size" if init in FRESH_STARTS else "--init") from exc
@@ -106,10 +113,14 @@ def train(
         typer.Option(help="Stop after this wall-clock time (each phase: pre-training, fine-tuning)."),
     ] = None,
     init: Annotated[
-        str, typer.Option(help="'minilm', 'random', or a model folder to start from.")
-    ] = "minilm",
+        str,
+        typer.Option(
+            help="Start from 'default' (the served default model, as training runs do: "
+            "DOCEXTRACT_DEFAULT_MODEL_DIR, else the bundled one), 'minilm', 'random', or a model folder."
+        ),
+    ] = DEFAULT_START,
     size: Annotated[
-        str, typer.Option(help="Model size: minilm, base or tiny (with --init random).")
+        str, typer.Option(help="Model size with --init minilm or random: minilm, or base or tiny (random).")
     ] = "minilm",
     word_order: Annotated[
         str | None,
@@ -122,12 +133,16 @@ def train(
         str | None,
         typer.Option(help="'word' or 'line' boxes. Default: the start's own (a model folder's, else word)."),
     ] = None,
-    no_visual: Annotated[bool, typer.Option(help="Ablation: no visual tokens.")] = False,
-    no_spatial_bias: Annotated[bool, typer.Option(help="Ablation: no spatial-aware attention bias.")] = False,
-    resume: Annotated[bool, typer.Option(help="Continue from OUT/last if present.")] = False,
+    no_visual: Annotated[bool, typer.Option("--no-visual", help="Ablation: no visual tokens.")] = False,
+    no_spatial_bias: Annotated[
+        bool, typer.Option("--no-spatial-bias", help="Ablation: no spatial-aware attention bias.")
+    ] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last if present.")] = False,
     bf16: Annotated[
         bool,
-        typer.Option(help="Training steps under bfloat16 autocast (faster on CPUs with AVX512-BF16/AMX)."),
+        typer.Option(
+            "--bf16", help="Training steps under bfloat16 autocast (faster on CPUs with AVX512-BF16/AMX)."
+        ),
     ] = False,
     relations: Annotated[bool, typer.Option(help="Train the relation head when the data has links.")] = True,
     relation_pairs: Annotated[

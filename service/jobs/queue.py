@@ -24,6 +24,7 @@ from service.settings import Settings
 
 DOCUMENTS, TRAINING = "documents", "training"
 QUEUES = (DOCUMENTS, TRAINING)
+TASKS = {DOCUMENTS: ("process_document", "send_callback"), TRAINING: ("run_training",)}
 log = logging.getLogger("docextract.queue")
 
 
@@ -44,8 +45,20 @@ def make_huey(settings: Settings, queue: str) -> Huey:
     return SqliteHuey(name, filename=filename, results=False, journal_mode=settings.sqlite_journal_mode)
 
 
+class DemotedInfo(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger whose info records are debug records."""
+
+    def info(self, msg: object, *args: object, **kwargs: object) -> None:
+        self.debug(msg, *args, **kwargs)  # type: ignore[arg-type]
+
+
 class ThreadConsumer(Consumer):
-    """huey's consumer with thread workers, run inside a process that owns its signal handlers."""
+    """huey's consumer with thread workers, run inside a process that owns its signal handlers. Its own
+    start-up and shut-down lines (four per queue) are debug records: `TaskQueue` says it in one line."""
+
+    def __init__(self, huey: Huey, **options: object) -> None:
+        super().__init__(huey, **options)
+        self._logger = DemotedInfo(self._logger, {})
 
     def _set_signal_handlers(self) -> None:
         pass
@@ -79,17 +92,20 @@ class TaskQueue:
     def mode(self) -> str:
         return "redis" if self.settings.redis_url else "sqlite"
 
+    # A task's huey id is its key (`JOB_ID:DOCUMENT_ID`, the job id, the run id), so huey's records of it
+    # ("Executing ...", "... executed in ...") name the job, document or training run.
+
     def enqueue_document(self, item_id: str, delay: float = 0) -> None:
         if delay:
-            self._process.schedule(args=(item_id,), delay=delay)
+            self._process.schedule(args=(item_id,), delay=delay, id=item_id)
         else:
-            self._process(item_id)
+            self._process(item_id, id=item_id)
 
     def enqueue_callback(self, job_id: str) -> None:
-        self._callback(job_id)
+        self._callback(job_id, id=job_id)
 
     def enqueue_training(self, run_id: str) -> None:
-        self._train(run_id)
+        self._train(run_id, id=run_id)
 
     def depth(self) -> dict[str, int]:
         """Tasks waiting in each queue."""
@@ -111,10 +127,9 @@ class TaskQueue:
         """Start consumers for `queues` in this process, and the lease keeper."""
         poll = self.settings.queue_poll_s
         for queue in queues:
-            count = 1 if queue == TRAINING else workers or self.settings.queue_workers
             consumer = ThreadConsumer(
                 self.hueys[queue],
-                workers=count,
+                workers=self.threads(queue, workers),
                 periodic=False,
                 initial_delay=min(0.1, poll),
                 backoff=1.15,
@@ -123,9 +138,21 @@ class TaskQueue:
             )
             consumer.start()
             self._consumers.append(consumer)
+        log.info("consuming the %s queue: %s", self.mode, ", ".join(self.describe(queues, workers)))
         self._stop.clear()
         self._maintainer = threading.Thread(target=self._maintain_loop, name="lease-keeper", daemon=True)
         self._maintainer.start()
+
+    def describe(self, queues: tuple[str, ...], workers: int | None) -> list[str]:
+        """Each queue with its threads and tasks, e.g. `training (1 thread: run_training)`."""
+        described = []
+        for queue in queues:
+            count = self.threads(queue, workers)
+            described.append(f"{queue} ({count} thread{'s' if count > 1 else ''}: {', '.join(TASKS[queue])})")
+        return described
+
+    def threads(self, queue: str, workers: int | None) -> int:
+        return 1 if queue == TRAINING else workers or self.settings.queue_workers
 
     def _maintain_loop(self) -> None:
         interval = min(self.settings.lease_s / 3, 5.0)
@@ -143,6 +170,8 @@ class TaskQueue:
         for consumer in self._consumers:
             consumer.shutdown_timeout = timeout
             consumer.stop(graceful=True)
+        if self._consumers:
+            log.info("stopped consuming the %s queue", self.mode)
         self._consumers.clear()
         if self._maintainer is not None:
             self._maintainer.join(timeout=5)

@@ -1,5 +1,7 @@
 """The model registry with a real tiny exported model: list, add, activate atomically, delete."""
 
+import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -110,15 +112,23 @@ def trained_dir(exported_model) -> Path:
     return exported_model.model_dir
 
 
-def test_serving_dir_is_exported_once_and_reused(trained_dir: Path, tmp_path: Path):
+def test_serving_dir_is_exported_once_and_reused(
+    trained_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
     data_dir = tmp_path / "data"
     settings = Settings(data_dir=data_dir, train_threads=1)
-    serving_dir = serving_model_dir(settings, trained_dir)
-    assert serving_dir.parent == data_dir / "models" and (serving_dir / ONNX_META_FILE).is_file()
-    stamp = (serving_dir / ONNX_META_FILE).stat().st_mtime_ns
-    assert serving_model_dir(settings, trained_dir) == serving_dir
-    assert (serving_dir / ONNX_META_FILE).stat().st_mtime_ns == stamp
-    assert serving_model_dir(settings, serving_dir) == serving_dir  # an ONNX folder is used as is
+    with caplog.at_level(logging.INFO, logger="docextract.registry"):
+        serving_dir = serving_model_dir(settings, trained_dir)
+        assert serving_dir.parent == data_dir / "models" and (serving_dir / ONNX_META_FILE).is_file()
+        stamp = (serving_dir / ONNX_META_FILE).stat().st_mtime_ns
+        assert serving_model_dir(settings, trained_dir) == serving_dir
+        assert (serving_dir / ONNX_META_FILE).stat().st_mtime_ns == stamp
+        assert serving_model_dir(settings, serving_dir) == serving_dir  # an ONNX folder is used as is
+    # the export says when it starts and how long it took, once: the reuses say nothing
+    messages = [r.getMessage() for r in caplog.records if r.name == "docextract.registry"]
+    assert len(messages) == 2, messages
+    assert messages[0].startswith(f"exporting the model in {trained_dir} to ONNX")
+    assert re.fullmatch(rf"exported the model to {re.escape(str(serving_dir))} in \d+\.\d s", messages[1])
 
 
 def test_new_graph_code_means_a_new_export_folder(trained_dir: Path, monkeypatch: pytest.MonkeyPatch):

@@ -1,4 +1,6 @@
 import json
+import os
+import re
 import socket
 import subprocess
 import sys
@@ -16,6 +18,7 @@ from tests.service.support import wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 runner = CliRunner()
+COMMANDS = [c.name or c.callback.__name__ for c in app.registered_commands]  # type: ignore[union-attr]
 
 
 def test_help_lists_the_commands():
@@ -133,3 +136,33 @@ def test_command_line_data_dir_is_the_configured_one_or_the_user_cache(
     assert command_line_data_dir(Settings(data_dir=tmp_path / "mine")) == tmp_path / "mine"
     monkeypatch.setenv("DOCEXTRACT_DATA_DIR", str(tmp_path / "env"))
     assert command_line_data_dir(Settings()) == tmp_path / "env"
+
+
+BOX_DRAWING = re.compile("[\u2500-\u257f]")
+
+
+@pytest.mark.parametrize("command", [[], *([name] for name in COMMANDS)])
+def test_help_is_plain_text_within_80_columns(command: list[str]):
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    assert not BOX_DRAWING.search(result.output), result.output
+    assert "<bool>" not in result.output
+    too_long = [line for line in result.output.splitlines() if len(line) > 80]
+    assert not too_long, too_long
+
+
+def test_help_of_the_installed_command_at_80_columns():
+    """The real `docextract` executable, in a terminal 80 columns wide."""
+    env = {**os.environ, "COLUMNS": "80"}
+    for command in ([], ["train"]):
+        done = subprocess.run(
+            [str(Path(sys.executable).with_name("docextract")), *command, "--help"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        assert "Usage: docextract" in done.stdout and not BOX_DRAWING.search(done.stdout), done.stdout
+        assert max(len(line) for line in done.stdout.splitlines()) <= 80, done.stdout
+    assert "--init <str>" in done.stdout and "[default: default]" in done.stdout
+    assert "--resume  " in done.stdout and "--no-resume" not in done.stdout  # flags are plain switches

@@ -1,12 +1,17 @@
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from model.artifact import InputOptions
+from model.bundled import bundled_model_dir
 from model.funsd import read_dataset
 from model.train.fine_tune import PRETRAIN_FOLDER
 from service.cli.app import app
+from service.cli.train import start_for
+from service.settings import get_settings
 from tests.fixtures.models import untrained_model_folder
 
 runner = CliRunner()
@@ -93,3 +98,45 @@ def test_a_start_that_cannot_be_is_a_usage_error(synthetic_dataset: Path, tmp_pa
         result = runner.invoke(app, args, env=wide)
         assert result.exit_code == 2 and reason in result.output, result.output
     assert not (tmp_path / "run").exists()
+
+
+@pytest.fixture
+def default_model_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[Path | None], None]]:
+    """Sets (or, with None, unsets) DOCEXTRACT_DEFAULT_MODEL_DIR for the command's settings."""
+
+    def use(folder: Path | None) -> None:
+        if folder is None:
+            monkeypatch.delenv("DOCEXTRACT_DEFAULT_MODEL_DIR", raising=False)
+        else:
+            monkeypatch.setenv("DOCEXTRACT_DEFAULT_MODEL_DIR", str(folder))
+        get_settings.cache_clear()
+
+    yield use
+    get_settings.cache_clear()
+
+
+def test_train_starts_from_the_default_model_as_training_runs_do(
+    synthetic_dataset: Path, tmp_path: Path, default_model_env: Callable[[Path | None], None]
+):
+    """No --init: the served default model (DOCEXTRACT_DEFAULT_MODEL_DIR, else the bundled one), as a
+    training run's base_model `default`."""
+    default_model_env(None)
+    assert start_for("default", "minilm").init == str(bundled_model_dir())
+    folder = untrained_model_folder(tmp_path / "served", InputOptions())
+    default_model_env(folder)
+    out = tmp_path / "run"
+    args = ["train", "--data", str(synthetic_dataset), "--out", str(out), "--epochs", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "history.json").read_text())["options"]["init"] == str(folder)
+    minilm = start_for("minilm", "minilm")  # the other starts still resolve
+    assert minilm.init == "minilm" and start_for("random", "tiny").init == "random"
+
+
+def test_a_default_model_without_weights_is_a_usage_error(
+    synthetic_dataset: Path, tmp_path: Path, default_model_env: Callable[[Path | None], None]
+):
+    default_model_env(tmp_path)  # an ONNX-only serving folder, say: nothing to fine-tune
+    args = ["train", "--data", str(synthetic_dataset), "--out", str(tmp_path / "run"), "--init", "default"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "model 'default' has no trained weights" in result.output, result.output
