@@ -12,9 +12,9 @@ from service.api.routes.uploads import UNREADABLE, checked_upload, document_size
 from service.deps import Services, ServicesDep
 from service.errors import (
     BadRequestError,
-    ConflictError,
     DocumentNotFoundError,
     JobFinishedError,
+    JobNotEndedError,
     JobNotFoundError,
 )
 from service.ingest.load import DocumentFormat
@@ -256,7 +256,7 @@ def purge_job(services: Services, job_id: str) -> Response:
     if deleted is None:
         raise JobNotFoundError(f"no job {job_id}")
     if not deleted:
-        raise ConflictError(
+        raise JobNotEndedError(
             f"job {job_id} has not ended, so it cannot be deleted: cancel it first "
             f"(DELETE /v1/jobs/{job_id}), then purge it"
         )

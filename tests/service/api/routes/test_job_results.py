@@ -101,7 +101,7 @@ def test_purge_deletes_an_ended_job_and_the_results_nothing_else_uses(api: TestC
 def test_a_job_that_has_not_ended_cannot_be_purged_and_cancel_still_works(api: TestClient):
     api.app.state.services.queue.stop()  # the job stays queued
     location = api.post("/v1/jobs", files=job_files(2)).headers["location"]
-    body = problem(api.delete(f"{location}?purge=true"), 409, "conflict")
+    body = problem(api.delete(f"{location}?purge=true"), 409, "job-not-ended")
     assert "cancel it first" in body["detail"]
     assert api.get(location).json()["status"] == "queued"  # untouched
     cancelled = api.delete(location)  # no purge: cancel, as before
