@@ -4,6 +4,7 @@ import json
 
 from fastapi.testclient import TestClient
 
+from service.api.routes.jobs import result_lines
 from service.store import Store
 from tests.service.api.routes.test_extract import problem
 from tests.service.support import job_files, wait_for_job
@@ -109,3 +110,18 @@ def test_a_job_that_has_not_ended_cannot_be_purged_and_cancel_still_works(api: T
     problem(api.delete(location), 409, "job-finished")
     assert api.delete(f"{location}?purge=true").status_code == 204
     problem(api.get(location), 404, "job-not-found")
+
+
+def test_ndjson_lines_read_each_result_only_when_they_are_sent(api: TestClient):
+    """The stream holds one result at a time: a result file removed after the first line was produced is
+    missing from the second line (the whole list was not read up front)."""
+    services = api.app.state.services
+    job = services.store.get_job(finished_job(api, 2)["id"])
+    lines = result_lines(services, job)
+    first = json.loads(next(lines))
+    assert first["result"]["document_id"] == first["document_id"]
+    key = job["documents"][1]["result_key"]
+    (services.store.data_dir / "results" / key[:2] / f"{key}.json").unlink()
+    second = json.loads(next(lines))
+    assert (second["status"], second["result"]) == ("succeeded", None)
+    assert next(lines, None) is None
