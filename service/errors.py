@@ -230,6 +230,10 @@ class JobFinishedError(ConflictError):
     kind = "job-finished"
 
 
+class JobNotEndedError(ConflictError):
+    kind = "job-not-ended"
+
+
 class TrainingRunFinishedError(ConflictError):
     kind = "training-run-finished"
 

@@ -177,7 +177,12 @@ class DocumentList(BaseModel):
 
 class JobProgress(BaseModel):
     done: int = Field(description="Documents that reached a final status.")
-    total: int
+    total: int = Field(description="Documents of the job.")
+    pages_done: int = Field(
+        0,
+        description="Pages of the documents that succeeded so far. A document's page count is known once "
+        "its result is written, so there is no page total until every document has ended.",
+    )
 
 
 class JobDocument(BaseModel):
@@ -206,6 +211,27 @@ class Job(JobSummary):
     failed (see each document's `error`), `cancelled` when cancelled."""
 
     documents: list[JobDocument]
+
+
+class JobDocumentResult(BaseModel):
+    """One document of a job and its result (null until it succeeded)."""
+
+    document_id: str
+    filename: str | None
+    status: Status
+    error: str | None = None
+    pages: int | None = Field(None, description="Pages of the result; null until the document succeeded.")
+    result: ExtractionResult | None = None
+
+
+class JobResults(BaseModel):
+    """Every document of a job with its result, in the job's order (`Accept: application/x-ndjson`: one
+    `JobDocumentResult` a line instead, streamed)."""
+
+    job_id: str
+    status: Status
+    progress: JobProgress
+    results: list[JobDocumentResult]
 
 
 class JobList(BaseModel):

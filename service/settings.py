@@ -54,6 +54,12 @@ class Settings(BaseSettings):
         description="Allow job `callback_url`s that point at loopback, private or link-local addresses "
         "(refused by default: server-side request forgery).",
     )
+    callback_secret: str | None = Field(
+        None,
+        repr=False,
+        description="Secret that signs job callbacks: each carries `X-Docextract-Timestamp` (unix seconds) "
+        'and `X-Docextract-Signature: v1=<hex HMAC-SHA256 of "{timestamp}.{body}">`; unset = unsigned.',
+    )
 
     # Ingestion (service/ingest/load.py): limits on what one upload may hold.
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest accepted upload, in bytes.")

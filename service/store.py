@@ -29,7 +29,7 @@ create table if not exists job_documents (
     id text primary key, job_id text not null, position integer not null, document_id text not null,
     filename text, status text not null, error text, attempts integer not null default 0,
     claim text, lease_until real, enqueued_at real, created_at real not null,
-    started text, finished text, result_key text);
+    started text, finished text, result_key text, pages integer);
 create index if not exists job_documents_job on job_documents (job_id, position);
 create index if not exists job_documents_lease on job_documents (status, lease_until);
 create table if not exists training_runs (
@@ -50,7 +50,8 @@ AFTER = "(? is null or created < ? or (created = ? and rowid < ?))"
 Cursor = tuple[str, int]  # (created, rowid) of the last row of a page
 JOB_PROGRESS = (
     "(select count(*) from job_documents d where d.job_id = jobs.id) as documents_total,"
-    " (select count(*) from job_documents d where d.job_id = jobs.id and d.status in ({})) as documents_done"
+    " (select count(*) from job_documents d where d.job_id = jobs.id and d.status in ({})) as documents_done,"
+    " (select coalesce(sum(d.pages), 0) from job_documents d where d.job_id = jobs.id) as pages_done"
 ).format(", ".join("?" * len(TERMINAL)))
 RUN_SUMMARY = "id, status, created, started, finished, options, progress, model_id, error"  # not metrics
 
@@ -59,6 +60,17 @@ def after_args(after: Cursor | None) -> tuple[object, ...]:
     """The parameters of `AFTER`."""
     created, sequence = after if after is not None else (None, None)
     return created, created, created, sequence
+
+
+def add_column(db: sqlite3.Connection, table: str, column: str, kind: str) -> None:
+    """Add a column that tables created by an older version lack (another process may add it first)."""
+    if any(row[1] == column for row in db.execute(f"pragma table_info({table})")):
+        return
+    try:
+        db.execute(f"alter table {table} add column {column} {kind}")
+    except sqlite3.OperationalError as exc:
+        if "duplicate column" not in str(exc):
+            raise
 
 
 def sha256_hex(data: bytes) -> str:
@@ -87,6 +99,7 @@ class Store(WorkItems):
         with self._connect() as db:
             db.execute(f"pragma journal_mode={self.journal_mode}")
             db.executescript(SCHEMA)
+            add_column(db, "job_documents", "pages", "integer")  # a data dir from before page counts
 
     def writable(self) -> bool:
         """True when the data directory takes a new file and the database its write lock (a read-only or
@@ -164,6 +177,14 @@ class Store(WorkItems):
         key = sha256_hex(json.dumps([document_id, model_id, options], sort_keys=True).encode())
         write_atomic(self._result_path(key), result)
         return key
+
+    def read_result(self, key: str) -> bytes | None:
+        """A result file by its key (JSON bytes), or None when it is gone."""
+        path = self._result_path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
 
     def point_result(self, document_id: str, key: str, model_id: str) -> None:
         """Make a written result the document's latest one."""
@@ -264,6 +285,40 @@ class Store(WorkItems):
                     (now_iso(), job_id),
                 )
         return bool(changed)
+
+    def delete_job(self, job_id: str) -> bool | None:
+        """Delete an ended job, its documents' rows, and the result files that no other job document and no
+        stored document (its latest result) points at. None: no such job; False: it has not ended. The
+        documents' files stay: they are stored documents (`DELETE /v1/documents/{id}` removes them)."""
+        with self._write() as db:
+            job = db.execute("select finished from jobs where id = ?", (job_id,)).fetchone()
+            if job is None or job[0] is None:
+                return None if job is None else False
+            written = db.execute(
+                "select result_key, document_id from job_documents"
+                " where job_id = ? and result_key is not null",
+                (job_id,),
+            ).fetchall()
+            db.execute("delete from job_documents where job_id = ?", (job_id,))
+            db.execute("delete from jobs where id = ?", (job_id,))
+            for key, document_id in written:  # under the write lock: nothing comes to point at one meanwhile
+                if not self._result_in_use(db, key, document_id):
+                    self._result_path(key).unlink(missing_ok=True)
+        return True
+
+    @staticmethod
+    def _result_in_use(db: sqlite3.Connection, key: str, document_id: str) -> bool:
+        """Another job document or the stored document points at the result, or a job still at work on
+        the document may be writing the same file (same document, model and options: same key)."""
+        return bool(
+            db.execute(
+                "select exists(select 1 from job_documents where result_key = ?)"
+                " or exists(select 1 from documents where result_key = ?)"
+                " or exists(select 1 from job_documents"
+                " where document_id = ? and status in ('queued', 'running'))",
+                (key, key, document_id),
+            ).fetchone()[0]
+        )
 
     def get_job_options(self, job_id: str) -> dict[str, Any]:
         row = self._one("select options from jobs where id = ?", job_id)

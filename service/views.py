@@ -5,8 +5,10 @@ from typing import Any
 from service.registry import ModelEntry
 from service.schemas import (
     EpochMetrics,
+    ExtractionResult,
     Job,
     JobDocument,
+    JobDocumentResult,
     JobProgress,
     JobSummary,
     RegisteredModel,
@@ -45,13 +47,33 @@ def job_view(job: Row) -> Job:
         )
         for d in job["documents"]
     ]
-    done = sum(d.status in TERMINAL for d in documents)
-    return Job(**job_fields(job, JobProgress(done=done, total=len(documents))), documents=documents)
+    return Job(**job_fields(job, job_progress(job)), documents=documents)
+
+
+def job_progress(job: Row) -> JobProgress:
+    """A `Store.get_job` row's progress, from its documents."""
+    rows = job["documents"]
+    done = sum(d["status"] in TERMINAL for d in rows)
+    return JobProgress(done=done, total=len(rows), pages_done=sum(d["pages"] or 0 for d in rows))
+
+
+def job_document_result(document: Row, result: bytes | None) -> JobDocumentResult:
+    """One job document (a row of `Store.get_job`'s `documents`) with its stored result's JSON bytes."""
+    return JobDocumentResult(
+        document_id=document["document_id"],
+        filename=document["filename"],
+        status=document["status"],
+        error=document["error"],
+        pages=document["pages"],
+        result=None if result is None else ExtractionResult.model_validate_json(result),
+    )
 
 
 def job_summary_view(job: Row) -> JobSummary:
     """A `Store.list_jobs` row: its progress comes from the row's document counts."""
-    progress = JobProgress(done=job["documents_done"], total=job["documents_total"])
+    progress = JobProgress(
+        done=job["documents_done"], total=job["documents_total"], pages_done=job["pages_done"]
+    )
     return JobSummary(**job_fields(job, progress))
 
 

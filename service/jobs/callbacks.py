@@ -9,8 +9,15 @@ is sent (the name may resolve elsewhere by then); the request then goes to the v
 checked, with the original `Host` header and TLS server name, so no second DNS answer can redirect it (DNS
 rebinding). Where the name has several addresses, each is tried in turn (IPv4 first) until one accepts the
 connection. `allow_private_callbacks` turns the address check off (a receiver on the same host or network).
+
+With `callback_secret` set, a callback is signed as common webhook providers sign theirs: the header
+`X-Docextract-Timestamp` holds unix seconds, and `X-Docextract-Signature` holds `v1=` and the hex HMAC-SHA256,
+keyed with the secret, of `{timestamp}.` followed by the exact body bytes sent. A receiver checks it with
+`verify_signature` (the README has the same code to copy).
 """
 
+import hashlib
+import hmac
 import ipaddress
 import socket
 from dataclasses import dataclass
@@ -20,6 +27,8 @@ import httpx
 from service.errors import BadRequestError, CallbackUrlRefusedError
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+TIMESTAMP_HEADER = "X-Docextract-Timestamp"
+SIGNATURE_HEADER = "X-Docextract-Signature"
 
 
 NAT64_PREFIX = ipaddress.ip_network("64:ff9b::/96")  # well-known prefix: the IPv4 address in the last 32 bits
@@ -116,17 +125,53 @@ def callback_targets(url: str, allow_private: bool) -> list[CallbackTarget]:
     return targets
 
 
-def post_to_first_reachable(targets: list[CallbackTarget], body: object, timeout_s: float) -> httpx.Response:
-    """POST `body` as JSON to the first target that accepts a connection; the last connection error when
-    none does. Other errors (a timeout after connecting, a broken response) go to the caller at once: the
-    receiver may have seen the request, and the caller's next attempt starts again from the first address."""
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The signature header's value: `v1=` and the hex HMAC-SHA256 of `{timestamp}.{body}`."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"v1={digest}"
+
+
+def signature_headers(secret: str | None, body: bytes, now: float) -> dict[str, str]:
+    """The timestamp and signature headers of a callback sent at `now` (none without a secret)."""
+    if not secret:
+        return {}
+    timestamp = int(now)
+    return {TIMESTAMP_HEADER: str(timestamp), SIGNATURE_HEADER: sign(secret, timestamp, body)}
+
+
+def verify_signature(
+    secret: str, timestamp: str, body: bytes, signature: str, now: float, tolerance_s: float = 300
+) -> bool:
+    """True when `signature` (the signature header) signs `timestamp` (the timestamp header) and the raw
+    `body` with `secret`, and the timestamp is within `tolerance_s` seconds of `now` (a replayed old
+    callback fails). Pure: the receiver passes the clock."""
+    try:
+        sent = int(timestamp)
+    except ValueError:
+        return False
+    if abs(now - sent) > tolerance_s:
+        return False
+    expected = sign(secret, sent, body)
+    return any(hmac.compare_digest(expected, part.strip()) for part in signature.split(","))
+
+
+def post_to_first_reachable(
+    targets: list[CallbackTarget], body: bytes, headers: dict[str, str], timeout_s: float
+) -> httpx.Response:
+    """POST the JSON `body` (these very bytes, with the extra `headers`) to the first target that accepts a
+    connection; the last connection error when none does. Other errors (a timeout after connecting, a broken
+    response) go to the caller at once: the receiver may have seen the request, and the caller's next attempt
+    starts again from the first address."""
     if not targets:
         raise ValueError("no callback target to post to")
     for position, target in enumerate(targets, start=1):
         try:
             with httpx.Client(timeout=timeout_s) as client:
                 return client.post(
-                    target.url, json=body, headers=target.headers, extensions=target.extensions
+                    target.url,
+                    content=body,
+                    headers={"Content-Type": "application/json", **headers, **target.headers},
+                    extensions=target.extensions,
                 )
         except (httpx.ConnectError, httpx.ConnectTimeout):
             if position == len(targets):

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from service.errors import DocextractError, DocumentError, ModelNotFoundError, NotReadyError
-from service.jobs.callbacks import callback_targets, post_to_first_reachable
+from service.jobs.callbacks import callback_targets, post_to_first_reachable, signature_headers
 from service.jobs.queue import DOCUMENTS, TRAINING, TaskQueue
 from service.metrics import Metrics
 from service.registry import Registry
@@ -110,7 +110,10 @@ class Worker:
             key = self.store.write_result(
                 item["document_id"], result.model.id, options.model_dump(), result.model_dump_json().encode()
             )
-            if self.store.settle("job_documents", item_id, claim, "succeeded", result_key=key, error=None):
+            pages = len(result.pages)
+            if self.store.settle(
+                "job_documents", item_id, claim, "succeeded", result_key=key, error=None, pages=pages
+            ):
                 self.store.point_result(item["document_id"], key, result.model.id)
                 self.metrics.observe_result(result, "job")
 
@@ -139,7 +142,8 @@ class Worker:
 
     def send_callback(self, job_id: str) -> None:
         """POST the job (as `GET /v1/jobs/{id}` returns it) to its callback URL, once; a few attempts
-        while the receiver is unreachable or answers with an error."""
+        while the receiver is unreachable or answers with an error. Signed when `callback_secret` is set
+        (see `service.jobs.callbacks`): each attempt with its own timestamp."""
         store = self.store
         job = store.get_job(job_id)
         if job is None or job["callback_state"] != "pending" or not store.take_callback(job_id):
@@ -150,10 +154,11 @@ class Worker:
             log.warning("callback of job %s refused: %s", job_id, exc.detail)
             store.set_callback_state(job_id, "failed")
             return
-        body = job_view(job).model_dump(mode="json")
+        body = job_view(job).model_dump_json().encode()
         for attempt in range(CALLBACK_ATTEMPTS):
+            headers = signature_headers(self.settings.callback_secret, body, time.time())  # fresh each time
             try:
-                response = post_to_first_reachable(targets, body, self.settings.callback_timeout_s)
+                response = post_to_first_reachable(targets, body, headers, self.settings.callback_timeout_s)
                 if response.status_code < 400:
                     store.set_callback_state(job_id, "sent")
                     return

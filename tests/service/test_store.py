@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.store import Store, sha256_hex
+from service.store import SCHEMA, Store, sha256_hex
 from tests.service.support import read_only
 
 
@@ -126,6 +126,57 @@ def test_cancel_stops_unfinished_documents_and_a_finished_job_stays(store: Store
     assert job["status"] == "cancelled"
     assert [d["status"] for d in job["documents"]] == ["cancelled", "cancelled"]
     assert not store.settle("job_documents", first, "a", "succeeded")
+
+
+def succeed(store: Store, item: str, options: dict) -> str:
+    """Process a job document as a worker does: write its result, settle it, point the document at it."""
+    row = store.job_item(item)
+    store.claim("job_documents", item, "w", 30)
+    key = store.write_result(row["document_id"], "default", options, b'{"pages": []}')
+    assert store.settle("job_documents", item, "w", "succeeded", result_key=key, pages=1)
+    store.point_result(row["document_id"], key, "default")
+    return key
+
+
+def test_an_ended_job_is_deleted_with_the_results_nothing_else_uses(store: Store):
+    first, second = make_job(store)
+    assert store.delete_job("job_1") is False and store.get_job("job_1")  # not ended: kept
+    old_key = succeed(store, first, {"dpi": 200})
+    succeed(store, second, {"dpi": 200})
+    assert store.finish_job_if_done("job_1")
+    document = store.job_item(first)["document_id"]
+    store.create_job("job_2", [(document, None)], {}, None)
+    new_key = succeed(store, "job_2:" + document, {"dpi": 300})  # now the document's latest result
+    shared_key = store.job_item(second)["result_key"]  # still the other document's latest result
+    assert store.delete_job("job_1") is True
+    assert store.get_job("job_1") is None and store.job_item(first) is None
+    assert store.read_result(old_key) is None  # nothing pointed at it any more
+    assert store.read_result(shared_key) is not None and store.read_result(new_key) is not None
+    assert store.read_file(document) == b"doc 0"  # the document stays
+    assert store.delete_job("job_1") is None
+
+
+def test_a_result_that_a_running_job_may_rewrite_is_kept(store: Store):
+    first, _ = make_job(store)
+    key = succeed(store, first, {})
+    document = store.job_item(first)["document_id"]
+    store.point_result(document, "another-key", "default")  # the document no longer points at `key`
+    store.cancel_job("job_1")
+    store.create_job("job_2", [(document, None)], {}, None)  # queued: its result would have the same key
+    assert store.delete_job("job_1") and store.read_result(key) is not None
+
+
+def test_a_database_from_before_page_counts_gets_the_column(tmp_path: Path):
+    data = tmp_path / "data"
+    data.mkdir()
+    with closing(sqlite3.connect(data / "docextract.db")) as db:
+        db.executescript(SCHEMA.replace(", pages integer", ""))
+        assert "pages" not in [row[1] for row in db.execute("pragma table_info(job_documents)")]
+    store = Store(data)
+    store.init()
+    store.init()
+    with closing(sqlite3.connect(data / "docextract.db")) as db:
+        assert "pages" in [row[1] for row in db.execute("pragma table_info(job_documents)")]
 
 
 def test_the_callback_is_taken_once(store: Store):

@@ -1,25 +1,42 @@
 """Asynchronous batch jobs: several documents through the queue, polled or announced by a callback."""
 
 import uuid
+from collections.abc import Iterator
 
-from fastapi import APIRouter, Depends, File, Form, Path, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Path, Query, Response, UploadFile
+from fastapi.responses import StreamingResponse
 
 from service.api.routes.extract import query_options
 from service.api.routes.paging import PageAfter, PageLimit, PageOffset, page_of, requested_cursor
 from service.api.routes.uploads import UNREADABLE, checked_upload, document_size, read_upload
 from service.deps import Services, ServicesDep
-from service.errors import BadRequestError, DocumentNotFoundError, JobFinishedError, JobNotFoundError
+from service.errors import (
+    BadRequestError,
+    DocumentNotFoundError,
+    JobFinishedError,
+    JobNotEndedError,
+    JobNotFoundError,
+)
 from service.ingest.load import DocumentFormat
 from service.ingest.page import check_upload_bytes
 from service.jobs.callbacks import check_callback_url
 from service.pipeline import effective_settings
-from service.schemas import ExtractOptions, Job, JobList, Problem, Status
-from service.store import sha256_hex
-from service.views import job_summary_view, job_view
+from service.schemas import ExtractOptions, Job, JobDocumentResult, JobList, JobResults, Problem, Status
+from service.store import Row, sha256_hex
+from service.views import job_document_result, job_progress, job_summary_view, job_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 JobId = Path(description="`job_` and 32 hex digits (any other id is a 404).")
 NOT_FOUND = {404: {"model": Problem, "description": "No such job."}}
+RETRY_AFTER_S = 2  # what a polling client is told to wait while a job is queued or running
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": f"Seconds to wait before polling again ({RETRY_AFTER_S}); while the job is queued or "
+        "running.",
+        "schema": {"type": "integer"},
+    }
+}
+NDJSON = "application/x-ndjson"
 
 
 def check_callback(url: str | None, services: Services) -> str | None:
@@ -90,7 +107,10 @@ def job_documents(
     response_model=Job,
     summary="Start a batch job",
     responses={
-        202: {"headers": {"Location": {"description": "The job's URL.", "schema": {"type": "string"}}}},
+        202: {
+            "headers": {"Location": {"description": "The job's URL.", "schema": {"type": "string"}}}
+            | RETRY_AFTER
+        },
         400: {"model": Problem},
         404: {"model": Problem, "description": "A named document or model does not exist."},
     }
@@ -119,6 +139,7 @@ def create_job(
     assert job is not None
     services.worker.enqueue_new("job_documents", [item["id"] for item in job["documents"]])
     response.headers["Location"] = f"/v1/jobs/{job_id}"
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
     return job_view(job)
 
 
@@ -137,28 +158,106 @@ def list_jobs(
     return JobList(items=jobs, jobs=jobs, total=total, limit=limit, offset=offset, next_cursor=cursor)
 
 
-def existing_job(services: Services, job_id: str) -> Job:
+def stored_job(services: Services, job_id: str) -> Row:
     job = services.store.get_job(job_id)
     if job is None:
         raise JobNotFoundError(f"no job {job_id}")
-    return job_view(job)
+    return job
 
 
-@router.get("/{job_id}", response_model=Job, responses=NOT_FOUND, summary="A job's status and progress")
-def get_job(services: ServicesDep, job_id: str = JobId) -> Job:
-    return existing_job(services, job_id)
+def existing_job(services: Services, job_id: str) -> Job:
+    return job_view(stored_job(services, job_id))
+
+
+@router.get(
+    "/{job_id}",
+    response_model=Job,
+    responses=NOT_FOUND | {200: {"headers": RETRY_AFTER}},
+    summary="A job's status and progress",
+)
+def get_job(services: ServicesDep, response: Response, job_id: str = JobId) -> Job:
+    job = existing_job(services, job_id)
+    if job.status in ("queued", "running"):
+        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return job
+
+
+def result_lines(services: Services, job: Row) -> Iterator[bytes]:
+    """One JSON line a document, each result read from the store only when its line is sent."""
+    for document in job["documents"]:
+        yield document_result(services, document).model_dump_json().encode() + b"\n"
+
+
+def document_result(services: Services, document: Row) -> JobDocumentResult:
+    key = document["result_key"] if document["status"] == "succeeded" else None
+    return job_document_result(document, None if key is None else services.store.read_result(key))
+
+
+@router.get(
+    "/{job_id}/results",
+    response_model=JobResults,
+    responses=NOT_FOUND
+    | {
+        200: {
+            "content": {NDJSON: {"schema": {"$ref": "#/components/schemas/JobDocumentResult"}}},
+            "description": f"JSON, or with `Accept: {NDJSON}` one `JobDocumentResult` a line, streamed.",
+        }
+    },
+    summary="Every document's result",
+)
+def job_results(
+    services: ServicesDep, job_id: str = JobId, accept: str | None = Header(None, include_in_schema=False)
+) -> JobResults | StreamingResponse:
+    """Each document of the job in order, with its status, error, page count and result (null until it
+    succeeded). Asked for `application/x-ndjson`, the answer is streamed one document a line, each result
+    read only when its line is written (for large jobs)."""
+    job = stored_job(services, job_id)
+    if accept and NDJSON in accept:
+        return StreamingResponse(result_lines(services, job), media_type=NDJSON)
+    results = [document_result(services, document) for document in job["documents"]]
+    return JobResults(job_id=job_id, status=job["status"], progress=job_progress(job), results=results)
 
 
 @router.delete(
     "/{job_id}",
     response_model=Job,
-    responses=NOT_FOUND | {409: {"model": Problem, "description": "The job has already ended."}},
-    summary="Cancel a job",
+    responses=NOT_FOUND
+    | {
+        204: {"description": "`purge=true`: the ended job and its stored results are deleted."},
+        409: {
+            "model": Problem,
+            "description": "Cancel: the job has already ended. Purge: the job has not ended yet.",
+        },
+    },
+    summary="Cancel a job, or delete an ended one (purge=true)",
 )
-def cancel_job(services: ServicesDep, job_id: str = JobId) -> Job:
-    """Documents not yet finished are cancelled (a running one finishes but its result is not kept)."""
+def cancel_job(
+    services: ServicesDep,
+    job_id: str = JobId,
+    purge: bool = Query(
+        False, description="Delete the ended job and its stored results instead of cancelling it."
+    ),
+) -> Job | Response:
+    """Without `purge`: documents not yet finished are cancelled (a running one finishes but its result is
+    not kept). With `purge=true`: an ended job (succeeded, failed or cancelled) is deleted with its result
+    files that nothing else uses (204); a queued or running job is a 409 (cancel it first). The documents
+    stay stored (`/v1/documents`), with their latest result."""
     existing_job(services, job_id)
+    if purge:
+        return purge_job(services, job_id)
     if not services.store.cancel_job(job_id):
         raise JobFinishedError(f"job {job_id} has already ended")
     services.worker.notify(job_id)
     return existing_job(services, job_id)
+
+
+def purge_job(services: Services, job_id: str) -> Response:
+    deleted = services.store.delete_job(job_id)
+    if deleted is None:
+        raise JobNotFoundError(f"no job {job_id}")
+    if not deleted:
+        raise JobNotEndedError(
+            f"job {job_id} has not ended, so it cannot be deleted: cancel it first "
+            f"(DELETE /v1/jobs/{job_id}), then purge it"
+        )
+    return Response(status_code=204)

@@ -1,16 +1,34 @@
 """The callback SSRF guard: which addresses count as public, URL checks, and the check at send time."""
 
+import hashlib
+import hmac
 import ipaddress
+import os
+import re
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
+import httpx
 import pytest
 
 from service.deps import build_services
 from service.errors import BadRequestError, CallbackUrlRefusedError
-from service.jobs.callbacks import callback_targets, check_callback_url, is_public, resolve
+from service.jobs.callbacks import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    callback_targets,
+    check_callback_url,
+    is_public,
+    resolve,
+    signature_headers,
+    verify_signature,
+)
 from service.settings import Settings
 from tests.service.api.routes.test_jobs import CallbackReceiver
+from tests.service.support import free_port, wait_for
 
 
 @pytest.mark.parametrize(
@@ -166,3 +184,101 @@ def test_a_callback_falls_back_to_the_next_address_when_one_refuses_connections(
         assert time.monotonic() - started < 1.0  # no retry delay: one attempt reached the second address
     finally:
         receiver.server.shutdown()
+
+
+SECRET = "whsec-test"
+BODY = b'{"id":"job_1","status":"succeeded"}'
+
+
+def test_a_signature_is_an_hmac_of_the_timestamp_and_the_exact_body():
+    headers = signature_headers(SECRET, BODY, now=1_700_000_000.9)
+    expected = hmac.new(SECRET.encode(), b"1700000000." + BODY, hashlib.sha256).hexdigest()
+    assert headers == {TIMESTAMP_HEADER: "1700000000", SIGNATURE_HEADER: f"v1={expected}"}
+    assert signature_headers(None, BODY, now=1_700_000_000) == {}
+    assert signature_headers("", BODY, now=1_700_000_000) == {}
+
+
+def test_verification_fails_for_a_tampered_body_an_old_timestamp_or_another_secret():
+    headers = signature_headers(SECRET, BODY, now=1_700_000_000)
+    timestamp, signature = headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER]
+    assert verify_signature(SECRET, timestamp, BODY, signature, now=1_700_000_000)
+    assert verify_signature(SECRET, timestamp, BODY, signature, now=1_700_000_300)  # at the tolerance
+    assert not verify_signature(SECRET, timestamp, BODY, signature, now=1_700_000_301)  # older than it
+    assert not verify_signature(SECRET, timestamp, BODY, signature, now=1_699_999_699)  # from the future
+    assert verify_signature(SECRET, timestamp, BODY, signature, now=1_700_000_500, tolerance_s=600)
+    assert not verify_signature(SECRET, timestamp, BODY + b" ", signature, now=1_700_000_000)
+    assert not verify_signature(SECRET, timestamp, BODY.replace(b"succeeded", b"failed"), signature, now=1e9)
+    assert not verify_signature("other", timestamp, BODY, signature, now=1_700_000_000)
+    assert not verify_signature(SECRET, "1700000001", BODY, signature, now=1_700_000_000)  # other timestamp
+    assert not verify_signature(SECRET, "soon", BODY, signature, now=1_700_000_000)
+    assert not verify_signature(SECRET, timestamp, BODY, signature.replace("v1=", "v0="), now=1_700_000_000)
+    assert verify_signature(SECRET, timestamp, BODY, f"v0=ab, {signature}", now=1_700_000_000)
+
+
+def readme_python(marker: str) -> str:
+    """The README's one Python block that contains `marker`."""
+    text = (Path(__file__).parents[3] / "README.md").read_text()
+    (block,) = [block for block in re.findall(r"```python\n(.*?)```", text, re.S) if marker in block]
+    return block
+
+
+def readme_verifier() -> dict[str, object]:
+    """The verification snippet of the README (`verify_callback.py`), run."""
+    namespace: dict[str, object] = {}
+    exec(compile(readme_python("def verify("), "README.md", "exec"), namespace)
+    return namespace
+
+
+def test_the_readme_verification_code_agrees_with_the_service(tmp_path):
+    verify = readme_verifier()["verify"]
+    receiver = CallbackReceiver()
+    try:
+        settings = Settings(data_dir=tmp_path / "data", allow_private_callbacks=True, callback_secret=SECRET)
+        services = build_services(settings)
+        services.store.create_job("job_" + "4" * 32, [], {}, receiver.url)
+        services.worker.send_callback("job_" + "4" * 32)
+    finally:
+        receiver.server.shutdown()
+    headers, body = receiver.raw[0]
+    assert verify(SECRET.encode(), headers, body)  # type: ignore[operator]
+    assert verify_signature(
+        SECRET, headers["x-docextract-timestamp"], body, headers["x-docextract-signature"], time.time()
+    )
+    assert not verify(SECRET.encode(), headers, body.replace(b"job_4", b"job_5"))  # type: ignore[operator]
+    old = {**headers, "x-docextract-timestamp": str(int(headers["x-docextract-timestamp"]) - 301)}
+    assert not verify(SECRET.encode(), old, body)  # type: ignore[operator]
+
+
+def test_the_readme_receiver_gets_and_verifies_a_signed_callback(tmp_path):
+    """`verify_callback.py` and `receiver.py` as the README shows them (on a free port instead of 9000),
+    called back by a worker whose secret is the receiver's: it answers 204 (signed), so the callback is
+    `sent`; a request signed with another secret gets 401 and is printed NOT SIGNED."""
+    port = free_port()
+    (tmp_path / "verify_callback.py").write_text(readme_python("def verify("))
+    (tmp_path / "receiver.py").write_text(readme_python("HTTPServer(").replace("9000", str(port)))
+    env = {**os.environ, "DOCEXTRACT_CALLBACK_SECRET": SECRET, "PYTHONPATH": str(tmp_path)}
+    log = tmp_path / "receiver.log"
+    with log.open("w") as out:
+        receiver = subprocess.Popen([sys.executable, "receiver.py"], cwd=tmp_path, env=env, stdout=out)
+    try:
+        wait_for(lambda: accepts_connections(port), timeout=30)
+        settings = Settings(data_dir=tmp_path / "data", allow_private_callbacks=True, callback_secret=SECRET)
+        services = build_services(settings)
+        services.store.create_job("job_" + "4" * 32, [], {}, f"http://127.0.0.1:{port}/done")
+        services.worker.send_callback("job_" + "4" * 32)
+        assert services.store.get_job("job_" + "4" * 32)["callback_state"] == "sent"
+        forged = signature_headers("not the receiver's secret", BODY, time.time())
+        assert httpx.post(f"http://127.0.0.1:{port}/done", content=BODY, headers=forged).status_code == 401
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=10)
+    lines = log.read_text().splitlines()
+    assert lines[0].startswith('signed {"id":"job_4444') and lines[1].startswith("NOT SIGNED")
+
+
+def accepts_connections(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True

@@ -25,7 +25,7 @@ def post_job(client: TestClient, count: int, start: int = 0) -> str:
 
 def assert_all_succeeded(client: TestClient, job: dict, count: int) -> None:
     assert job["status"] == "succeeded", job
-    assert job["progress"] == {"done": count, "total": count}
+    assert job["progress"] == {"done": count, "total": count, "pages_done": count}
     assert {d["status"] for d in job["documents"]} == {"succeeded"}
     result = client.get(job["documents"][-1]["result_url"]).json()
     assert result["document_id"] == job["documents"][-1]["document_id"] and result["pages"][0]["words"]
@@ -180,7 +180,7 @@ def test_a_real_server_killed_mid_batch_finishes_the_batch_after_a_restart(
         with httpx.Client() as client:
             job = wait_for_job(client, location, timeout=60)
             assert job["status"] == "succeeded", job
-            assert job["progress"] == {"done": 20, "total": 20}
+            assert job["progress"] == {"done": 20, "total": 20, "pages_done": 20}
             assert len({d["document_id"] for d in job["documents"]}) == 20
 
 
@@ -221,7 +221,9 @@ def test_a_batch_survives_a_worker_killed_mid_job_all_real_processes(
         assert after_kill["status"] == "running" and interrupted >= 1
         with DocextractProcess(["worker"], settings, tmp_path / "second.log"):
             job = wait_for_job(client, location, timeout=180)
-    assert job["status"] == "succeeded" and job["progress"] == {"done": len(files), "total": len(files)}
+    count = len(files)
+    assert job["status"] == "succeeded"
+    assert job["progress"] == {"done": count, "total": count, "pages_done": count}
     assert {d["status"] for d in job["documents"]} == {"succeeded"}
     store = build_services(settings).store
     items = store.get_job(job["id"])["documents"]

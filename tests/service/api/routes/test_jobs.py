@@ -2,12 +2,14 @@
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from fastapi.testclient import TestClient
 
+from service.jobs.callbacks import verify_signature
 from service.main import create_app
 from service.settings import Settings
 from tests.fixtures.fake_pdf import FakePage, make_pdf
@@ -17,17 +19,20 @@ from tests.service.support import job_files, wait_for, wait_for_job, words_docum
 
 
 class CallbackReceiver:
-    """A local HTTP server that records the JSON bodies POSTed to it."""
+    """A local HTTP server that records the JSON bodies POSTed to it (and their raw bytes and headers)."""
 
     def __init__(self) -> None:
         self.bodies: list[dict] = []
         self.hosts: list[str] = []  # the Host header of each request
+        self.raw: list[tuple[dict[str, str], bytes]] = []  # the headers and the exact body of each request
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers["content-length"])
-                receiver.bodies.append(json.loads(self.rfile.read(length)))
+                raw = self.rfile.read(length)
+                receiver.raw.append(({k.lower(): v for k, v in self.headers.items()}, raw))
+                receiver.bodies.append(json.loads(raw))
                 receiver.hosts.append(self.headers["host"])
                 self.send_response(204)
                 self.end_headers()
@@ -70,7 +75,7 @@ def test_a_job_over_files_and_stored_documents(api: TestClient):
     )
     assert [d["filename"] for d in job["documents"]] == ["doc.json", "doc.json", "doc20.json", "doc21.json"]
     done = wait_for_job(api, response.headers["location"])
-    assert done["status"] == "succeeded" and done["progress"] == {"done": 4, "total": 4}
+    assert done["status"] == "succeeded" and done["progress"] == {"done": 4, "total": 4, "pages_done": 4}
     assert done["started"] and done["finished"]
     for document in done["documents"]:
         assert api.get(document["result_url"]).json()["document_id"] == document["document_id"]
@@ -82,7 +87,7 @@ def test_a_failing_document_fails_alone_and_the_job_reports_it(api: TestClient):
     broken = store.add_document(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, "broken.png", "png")
     response = api.post("/v1/jobs", files=job_files(2), data={"document_ids": broken["id"]})
     job = wait_for_job(api, response.headers["location"])
-    assert job["status"] == "failed" and job["progress"] == {"done": 3, "total": 3}
+    assert job["status"] == "failed" and job["progress"] == {"done": 3, "total": 3, "pages_done": 2}
     statuses = {d["filename"]: (d["status"], d["error"], d["result_url"]) for d in job["documents"]}
     assert statuses["doc0.json"][0] == "succeeded"
     status, error, url = statuses["broken.png"]
@@ -134,11 +139,32 @@ def test_the_callback_is_called_once_with_the_job(callback_api: TestClient, rece
     wait_for(lambda: receiver.bodies)
     body = receiver.bodies[0]
     assert body["id"] == response.json()["id"] and body["status"] == "succeeded"
-    assert body["progress"] == {"done": 3, "total": 3}
+    assert body["progress"] == {"done": 3, "total": 3, "pages_done": 3}
     store = api.app.state.services.store
     wait_for(lambda: store.get_job(body["id"])["callback_state"] == "sent")
     api.app.state.services.worker.send_callback(body["id"])  # a second delivery of the task
     assert len(receiver.bodies) == 1
+    headers, _ = receiver.raw[0]
+    assert headers["content-type"] == "application/json"
+    assert "x-docextract-signature" not in headers and "x-docextract-timestamp" not in headers  # no secret
+
+
+def test_a_signed_callback_is_verified_by_its_receiver(api_settings: Settings, receiver: CallbackReceiver):
+    secret = "receiver-and-service-share-this"
+    settings = api_settings.model_copy(update={"allow_private_callbacks": True, "callback_secret": secret})
+    with TestClient(create_app(settings)) as api:
+        job_id = api.post("/v1/jobs", files=job_files(1), data={"callback_url": receiver.url}).json()["id"]
+        wait_for(lambda: receiver.raw)
+    headers, body = receiver.raw[0]
+    timestamp, signature = headers["x-docextract-timestamp"], headers["x-docextract-signature"]
+    assert json.loads(body)["id"] == job_id and signature.startswith("v1=")
+    assert abs(int(timestamp) - time.time()) < 60
+    assert verify_signature(secret, timestamp, body, signature, now=time.time())
+    tampered = body.replace(b'"succeeded"', b'"failed"')
+    assert tampered != body and not verify_signature(secret, timestamp, tampered, signature, now=time.time())
+    assert not verify_signature("another secret", timestamp, body, signature, now=time.time())
+    too_late = int(timestamp) + 301  # the default tolerance is 300 s
+    assert not verify_signature(secret, timestamp, body, signature, now=too_late)
 
 
 def test_cancel(callback_api: TestClient, receiver: CallbackReceiver):
@@ -150,7 +176,7 @@ def test_cancel(callback_api: TestClient, receiver: CallbackReceiver):
     assert cancelled.status_code == 200
     job = cancelled.json()
     assert job["status"] == "cancelled" and {d["status"] for d in job["documents"]} == {"cancelled"}
-    assert job["progress"] == {"done": 3, "total": 3}
+    assert job["progress"] == {"done": 3, "total": 3, "pages_done": 0}
     problem(api.delete(location), 409, "job-finished")
     api.app.state.services.queue.start()
     wait_for(lambda: receiver.bodies)
@@ -218,9 +244,9 @@ def test_jobs_are_listed_newest_first_as_summaries(api: TestClient):
         assert "documents" not in summary
         assert summary == {name: value for name, value in full.items() if name != "documents"}
     statuses = {job["id"]: (job["status"], job["progress"]) for job in listing["jobs"]}
-    assert statuses[ids[0]] == ("succeeded", {"done": 2, "total": 2})
-    assert statuses[ids[1]] == ("queued", {"done": 0, "total": 1})
-    assert statuses[ids[2]] == ("cancelled", {"done": 1, "total": 1})
+    assert statuses[ids[0]] == ("succeeded", {"done": 2, "total": 2, "pages_done": 2})
+    assert statuses[ids[1]] == ("queued", {"done": 0, "total": 1, "pages_done": 0})
+    assert statuses[ids[2]] == ("cancelled", {"done": 1, "total": 1, "pages_done": 0})
 
 
 def test_job_pages_hold_every_job_once(api: TestClient):
