@@ -30,6 +30,10 @@ STATUS = "@@http-status="
 NOT_RUN = {
     "docextract worker": "a distributed worker runs until stopped, on a Redis server the README names "
     "(redis://redis:6379); tests/service/jobs/test_queue.py runs workers on a real redis-server",
+    "make serve": "starts the server this test starts itself (with private callbacks allowed and a callback "
+    "secret, as the command sets them)",
+    "receiver.py": "the README's callback receiver runs as a real process, receives a signed callback and "
+    "refuses a forged one in tests/service/jobs/test_callbacks.py",
 }
 PLACEHOLDER = re.compile(r"\b(JOB_ID|RUN_ID|MODEL_ID|NEXT_CURSOR|ID1|ID2|ID)\b")
 
@@ -94,7 +98,8 @@ def write_files(folder: Path, synthetic_dataset: Path) -> None:
     """The files the examples name, small and real: forms rendered at 200 dpi (half a letter page)."""
     render_form(10).image.save(folder / "form.png")
     write_pdf([render_form(seed).image for seed in range(11, 16)], folder / "scan.pdf", dpi=200)
-    write_pdf([render_form(seed).image for seed in range(16, 19)], folder / "a.pdf", dpi=200)
+    # a.pdf is long enough (12 pages to OCR) that its job is still running when the example cancels it
+    write_pdf([render_form(16 + n % 3).image for n in range(12)], folder / "a.pdf", dpi=200)
     render_form(19).image.save(folder / "b.png")
     (folder / "my-forms.zip").write_bytes(dataset_zip(synthetic_dataset))
 
@@ -144,7 +149,9 @@ class Walkthrough:
             self.listed_documents = [item["id"] for item in answer["items"]]
 
     def run(self, readme_command: str) -> None:
-        if "/result" in readme_command or "overlay.png" in readme_command:
+        if "/v1/documents/" in readme_command and (
+            "/result" in readme_command or "overlay.png" in readme_command
+        ):
             self.finished(f"/v1/jobs/{self.ids['JOB_ID']}", 120)  # the README says: poll until succeeded
         command = self.substitute(readme_command)
         curl = f"curl() {{ command curl -w '\\n{STATUS}%{{http_code}}\\n' \"$@\"; }}\n"
@@ -187,6 +194,7 @@ def test_every_readme_example_answers_2xx(
         train_threads=1,
         queue_poll_s=0.1,
         allow_private_callbacks=True,  # the callback receiver is on this machine
+        callback_secret="change-me",  # as the README's callback example sets it
     )
     base = f"http://127.0.0.1:{settings.port}"
     with DocextractProcess(["serve"], settings, tmp_path / "serve.log") as process:
