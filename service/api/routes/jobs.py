@@ -8,6 +8,7 @@ from fastapi.responses import StreamingResponse
 
 from service.api.routes.extract import query_options
 from service.api.routes.paging import PageAfter, PageLimit, PageOffset, page_of, requested_cursor
+from service.api.routes.polling import ask_to_retry, retry_after_header
 from service.api.routes.uploads import UNREADABLE, checked_upload, document_size, read_upload
 from service.deps import Services, ServicesDep
 from service.errors import (
@@ -29,13 +30,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 JobId = Path(description="`job_` and 32 hex digits (any other id is a 404).")
 NOT_FOUND = {404: {"model": Problem, "description": "No such job."}}
 RETRY_AFTER_S = 2  # what a polling client is told to wait while a job is queued or running
-RETRY_AFTER = {
-    "Retry-After": {
-        "description": f"Seconds to wait before polling again ({RETRY_AFTER_S}); while the job is queued or "
-        "running.",
-        "schema": {"type": "integer"},
-    }
-}
+RETRY_AFTER = retry_after_header(RETRY_AFTER_S, "job")
 NDJSON = "application/x-ndjson"
 
 
@@ -139,8 +134,9 @@ def create_job(
     assert job is not None
     services.worker.enqueue_new("job_documents", [item["id"] for item in job["documents"]])
     response.headers["Location"] = f"/v1/jobs/{job_id}"
-    response.headers["Retry-After"] = str(RETRY_AFTER_S)
-    return job_view(job)
+    view = job_view(job)
+    ask_to_retry(response, view.status, RETRY_AFTER_S)
+    return view
 
 
 @router.get("", response_model=JobList, summary="List jobs")
@@ -177,8 +173,7 @@ def existing_job(services: Services, job_id: str) -> Job:
 )
 def get_job(services: ServicesDep, response: Response, job_id: str = JobId) -> Job:
     job = existing_job(services, job_id)
-    if job.status in ("queued", "running"):
-        response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    ask_to_retry(response, job.status, RETRY_AFTER_S)
     return job
 
 

@@ -7,6 +7,7 @@ import uuid
 from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile
 
 from service.api.routes.paging import PageAfter, PageLimit, PageOffset, page_of, requested_cursor
+from service.api.routes.polling import ask_to_retry, retry_after_header
 from service.api.routes.uploads import read_upload
 from service.deps import Services, ServicesDep
 from service.errors import TrainingRunFinishedError, TrainingRunNotFoundError
@@ -17,6 +18,8 @@ from service.schemas import Problem, Status, TrainingRun, TrainingRunList
 from service.views import run_summary_view, run_view
 
 router = APIRouter(prefix="/v1/training-runs", tags=["training"])
+RETRY_AFTER_S = 10  # what a polling client is told to wait while a run is queued or running (epochs: minutes)
+RETRY_AFTER = retry_after_header(RETRY_AFTER_S, "run")
 RUN_ID = re.compile(r"run_[0-9a-f]{32}")
 RunId = Path(description="`run_` and 32 hex digits (any other id is a 404).")
 
@@ -32,7 +35,10 @@ def check_base_model(services: Services, base_model: str) -> None:
     response_model=TrainingRun,
     summary="Start a training run",
     responses={
-        202: {"headers": {"Location": {"description": "The run's URL.", "schema": {"type": "string"}}}},
+        202: {
+            "headers": {"Location": {"description": "The run's URL.", "schema": {"type": "string"}}}
+            | RETRY_AFTER
+        },
         400: {"model": Problem, "description": "A malformed multipart body."},
         404: {"model": Problem, "description": "No such base model."},
         413: {"model": Problem, "description": "The dataset is over a size limit."},
@@ -75,7 +81,9 @@ def create_run(
     services.store.create_run(run_id, options)
     services.worker.enqueue_new("training_runs", [run_id])
     response.headers["Location"] = f"/v1/training-runs/{run_id}"
-    return existing_run(services, run_id)
+    run = existing_run(services, run_id)
+    ask_to_retry(response, run.status, RETRY_AFTER_S)
+    return run
 
 
 @router.get("", response_model=TrainingRunList, summary="List training runs")
@@ -105,11 +113,16 @@ def existing_run(services: Services, run_id: str) -> TrainingRun:
 @router.get(
     "/{run_id}",
     response_model=TrainingRun,
-    responses={404: {"model": Problem, "description": "No such training run."}},
+    responses={
+        404: {"model": Problem, "description": "No such training run."},
+        200: {"headers": RETRY_AFTER},
+    },
     summary="A training run's status, progress and metrics",
 )
-def get_run(services: ServicesDep, run_id: str = RunId) -> TrainingRun:
-    return existing_run(services, run_id)
+def get_run(services: ServicesDep, response: Response, run_id: str = RunId) -> TrainingRun:
+    run = existing_run(services, run_id)
+    ask_to_retry(response, run.status, RETRY_AFTER_S)
+    return run
 
 
 @router.delete(

@@ -230,3 +230,13 @@ def test_a_malformed_run_id_is_not_found(api: TestClient, run_id: str):
     """Whatever its form, an id that names no training run is a 404 (never a 422)."""
     problem(api.get(f"/v1/training-runs/{run_id}"), 404, "training-run-not-found")
     problem(api.delete(f"/v1/training-runs/{run_id}"), 404, "training-run-not-found")
+
+
+def test_queued_and_running_runs_ask_pollers_to_retry_later(api: TestClient, synthetic_dataset: Path):
+    api.app.state.services.queue.stop()  # nothing trains: the runs stay queued
+    response = start_run(api, dataset_zip(synthetic_dataset), epochs="1")
+    assert response.status_code == 202 and response.headers["retry-after"] == "10"
+    run_id = response.json()["id"]
+    assert api.get(f"/v1/training-runs/{run_id}").headers["retry-after"] == "10"
+    assert api.delete(f"/v1/training-runs/{run_id}").json()["status"] == "cancelled"
+    assert "retry-after" not in api.get(f"/v1/training-runs/{run_id}").headers  # ended: nothing to wait for
