@@ -39,7 +39,7 @@ def test_every_response_gets_a_fresh_id(client: TestClient):
 def test_problem_documents_carry_the_request_id(client: TestClient):
     for response in (
         client.get("/v1/nothing", headers={"X-Request-ID": "req-404"}),
-        client.get("/v1/jobs/not-a-job", headers={"X-Request-ID": "req-422"}),
+        client.get("/v1/jobs", params={"limit": 0}, headers={"X-Request-ID": "req-422"}),  # invalid limit
         client.post("/healthz", headers={"X-Request-ID": "req-405"}),
         client.post("/v1/extract", content=b"GIF89a", headers={"X-Request-ID": "req-503"}),
     ):
