@@ -15,6 +15,7 @@ from service.api.auth import require_api_key
 from service.api.batcher import Batchers
 from service.api.docs import install_docs
 from service.api.gate import RequestGate
+from service.api.problem_docs import document_problems
 from service.api.request_context import RequestContextMiddleware
 from service.api.routes import documents, health, jobs, models, training
 from service.api.routes import extract as extract_route
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, extract: ExtractFn | None = Non
     app.state.extract = extract or extract_document
     app.state.metrics = Metrics()
     install_error_handlers(app)
+    document_problems(app)  # the OpenAPI document says what those handlers send
     add_middleware(app, app.state.settings)
     app.include_router(health.router)  # probes and metrics: never behind the API key
     install_docs(app)  # the API documentation: never behind the API key either

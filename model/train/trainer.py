@@ -28,7 +28,7 @@ from model.metrics import validation_size_metrics
 from model.nn.network import EntityTagger, device_for
 from model.relations import RelationSchema
 from model.train.augment import Augmentation, augmented
-from model.train.checkpoint import build_network, load_model, replace_folder, save_model, whole_folder
+from model.train.checkpoint import load_model, replace_folder, save_model, whole_folder
 from model.train.evaluate import (
     EncodedPage,
     PixelCache,
@@ -37,7 +37,7 @@ from model.train.evaluate import (
     evaluate_pages,
     model_device,
 )
-from model.train.minilm import load_minilm_text_stream, name_mapping
+from model.train.initial_weights import initialised_model
 from model.train.relation_loss import relation_loss
 from model.train.weight_average import WeightAverage
 
@@ -95,44 +95,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def initialised_model(meta: ArtifactMeta, init: str) -> tuple[EntityTagger, set[str]]:
-    """A fresh network with its text stream from MiniLM, random weights, or a saved model's weights, and the
-    names of the parameters that start from trained weights (they take the lower `lr`).
-
-    From a saved model (e.g. one pre-trained on synthetic forms) the encoder is always copied; the entity
-    and relation heads too when the label set (and relation schema) are the same, so that fine-tuning
-    starts from everything the source learned that still fits. The saved model is read once."""
-    model = build_network(meta)
-    if init == "random":
-        return model, set()
-    if init == "minilm":
-        load_minilm_text_stream(model.encoder)
-        return model, {f"encoder.{name}" for name in name_mapping(meta.config.num_layers)}
-    source, source_meta = load_model(Path(init))
-    state = transferable_state(source, source_meta, meta)
-    model.load_state_dict(state, strict=False)
-    return model, set(state)
-
-
-def build_model(meta: ArtifactMeta, init: str) -> EntityTagger:
-    return initialised_model(meta, init)[0]
-
-
-def transferable_state(source: EntityTagger, source_meta: ArtifactMeta, meta: ArtifactMeta) -> dict:
-    """The source weights a model described by `meta` can take: the encoder, plus heads of equal shape
-    when the label sets match. Raises when the encoders differ in shape."""
-    target = build_network(meta).state_dict()
-    same_labels = source_meta.label_set == meta.label_set
-    state = {}
-    for name, tensor in source.state_dict().items():
-        is_encoder = name.startswith("encoder.")
-        if is_encoder and (name not in target or target[name].shape != tensor.shape):
-            raise ValueError(f"encoder tensor {name} does not fit the configured model")
-        if is_encoder or (same_labels and name in target and target[name].shape == tensor.shape):
-            state[name] = tensor
-    return state
 
 
 def parameter_groups(model: EntityTagger, options: TrainOptions, pretrained: set[str]) -> list[dict]:

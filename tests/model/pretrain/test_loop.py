@@ -18,8 +18,9 @@ from model.pretrain.data import MaskingRates, pretrain_batch, write_pages
 from model.pretrain.heads import OBJECTIVES, LayoutLMv2ForPretraining, pretrain_losses, weighted_total
 from model.pretrain.loop import PLACEHOLDER_LABELS, PretrainOptions, prepare_pretrainer, run_pretraining
 from model.train.checkpoint import load_model
+from model.train.initial_weights import build_model
 from model.train.minilm import minilm_tokenizer_path
-from model.train.trainer import TrainOptions, build_model, prepare_trainer
+from model.train.trainer import TrainOptions, prepare_trainer
 from tests.model.pretrain.test_data import pretrain_pages
 
 ROOT = Path(__file__).resolve().parents[3]

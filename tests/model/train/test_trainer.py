@@ -16,13 +16,12 @@ from model.relations import RelationSchema
 from model.train.augment import Augmentation
 from model.train.checkpoint import load_model, save_model
 from model.train.evaluate import encode_page, evaluate_model_dir, predict_word_logits
+from model.train.initial_weights import build_model, initialised_model
 from model.train.minilm import minilm_tokenizer_path
 from model.train.trainer import (
     LinearSchedule,
     TrainOptions,
     apply_step,
-    build_model,
-    initialised_model,
     parameter_groups,
     prepare_trainer,
     train_step,
